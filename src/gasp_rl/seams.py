@@ -1,0 +1,98 @@
+"""The four seams the algorithms are written against.  Backends implement them; algorithms never
+import a concrete backend (the CLI / :mod:`gasp_rl.factory` wires them from the config).
+
+- :class:`Generator`  chat prompts -> ``n`` sampled completions (HF, OpenAI-compatible, vLLM, fake)
+- :class:`Learner`    a batch of (prompt, completion, advantage) -> one clipped policy-gradient update
+- :class:`Executor`   a batch of sandbox :class:`~gasp_rl.core.jobs.Job` -> :class:`~gasp_rl.core.jobs.Verdict`
+- :class:`Embedder`   texts -> L2-normalised vectors (novelty filter, buffer dissimilarity)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from gasp_rl.core.jobs import Job, Verdict
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+Chat = list[Message]
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    logprobs: bool = False
+
+
+@dataclass
+class Completion:
+    """One sampled completion.  ``token_ids`` / ``logprobs`` are filled when the backend can
+    (always for in-process backends; ``logprobs`` only when asked)."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] | None = None
+    prompt_token_ids: list[int] = field(default_factory=list)
+    finish_reason: str = "stop"  # "stop" | "length"
+
+
+@dataclass
+class PolicySample:
+    """One (prompt, completion, advantage) for the learner.  ``advantage`` is per sequence (float,
+    broadcast to every token, as TRR++/GRPO do) or per token (list, same length as the completion)."""
+
+    prompt_token_ids: list[int]
+    completion_token_ids: list[int]
+    advantage: float | list[float]
+    old_logprobs: list[float] | None = None
+    group: str = ""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
+        """For each prompt, ``params.n`` completions."""
+        ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    def update(self, samples: list[PolicySample]) -> dict[str, float]:
+        """One clipped policy-gradient step over ``samples`` (micro-batched); returns metrics."""
+        ...
+
+    def save(self, path: str | Path) -> None: ...
+
+    def load(self, path: str | Path) -> None: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    def run(self, jobs: list[Job]) -> list[Verdict]:
+        """Verdicts in the order of ``jobs``.  Never raises for a bad job: it gets a verdict."""
+        ...
+
+    def check_determinism(self, jobs: list[Job]) -> list[tuple[bool, Verdict]]:
+        """Run every job twice in fresh interpreter states; (same outputs?, first verdict)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+        ...
+
+
+def describe(obj: Any) -> str:
+    return type(obj).__name__
