@@ -1,0 +1,329 @@
+"""The local sandbox pool: N warm zygote workers (one per core), each forking one child per job.
+
+The caller's process never runs model code and never unpickles anything: jobs go out and
+verdicts come back as JSON lines over pipes.  One thread per worker feeds it jobs from a shared
+queue; a worker that dies or stops answering is killed and restarted and its job gets a
+``sandbox_error`` verdict, so one bad job never stalls the pool or loses other results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from gasp_rl.config import SandboxConfig
+from gasp_rl.core.jobs import Job, Limits, Status, Verdict
+from gasp_rl.sandbox.isolation import ZYGOTE, Isolation, bwrap_argv, detect, python_roots
+
+log = logging.getLogger("gasp_rl.sandbox")
+
+_GRACE = 5.0  # seconds beyond a job's wall limit before the worker itself is presumed stuck
+
+
+def limits_from_config(cfg: SandboxConfig) -> Limits:
+    return Limits(
+        cpu_time=cfg.cpu_time,
+        wall_time=cfg.wall_time,
+        memory_mb=cfg.memory_mb,
+        output_bytes=cfg.output_bytes,
+        open_files=cfg.open_files,
+    )
+
+
+class _Worker:
+    """One zygote process and the pipe protocol to it."""
+
+    def __init__(self, conf: dict[str, Any], iso: Isolation) -> None:
+        self.conf = conf
+        self.iso = iso
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+        self.start()
+
+    def start(self) -> None:
+        argv = [sys.executable, "-I", "-S", str(ZYGOTE)]
+        if self.iso.bwrap:
+            argv = bwrap_argv(self.iso.bwrap) + argv
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+            start_new_session=True,
+        )
+        self._buf = b""
+        self._send(self.conf)
+        hello = self._recv(30.0)
+        if not hello or not hello.get("ready"):
+            self.kill()
+            raise RuntimeError("sandbox worker failed to start")
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        assert self.proc and self.proc.stdin
+        self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def _recv(self, timeout: float) -> dict[str, Any] | None:
+        assert self.proc and self.proc.stdout
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            r, _, _ = select.select([fd], [], [], remaining)
+            if not r:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The raw result, or None if the worker died or hung (it is then restarted)."""
+        try:
+            self._send(job)
+            res = self._recv(timeout)
+        except (BrokenPipeError, OSError, ValueError):
+            res = None
+        if res is None:
+            self.kill()
+            try:
+                self.start()
+            except Exception as e:  # noqa: BLE001
+                log.error("could not restart sandbox worker: %s", e)
+        return res
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.proc = None
+
+
+class LocalExecutor:
+    """A pool of sandbox workers on this machine (implements :class:`gasp_rl.seams.Executor`)."""
+
+    def __init__(
+        self, cfg: SandboxConfig | None = None, *, workers: int | None = None, quiet: bool = False
+    ) -> None:
+        self.cfg = cfg or SandboxConfig()
+        self.limits = limits_from_config(self.cfg)
+        self.isolation = detect(self.cfg.isolation, self.cfg.seccomp)
+        n = workers or self.cfg.workers or (os.cpu_count() or 1)
+        conf = {
+            "tmp_root": "/tmp/gasp-jobs" if self.isolation.bwrap else _private_tmp(),
+            "read_roots": python_roots(),
+            "seccomp_bpf": self.isolation.seccomp_bpf.hex() if self.isolation.seccomp_bpf else None,
+            "rel_tol": self.cfg.float_rel_tol,
+            "abs_tol": self.cfg.float_abs_tol,
+            "tuple_equals_list": self.cfg.tuple_equals_list,
+        }
+        self._tmp_root = None if self.isolation.bwrap else conf["tmp_root"]
+        if not quiet:
+            log.info("%s; %d workers", self.isolation.describe(), n)
+        self._workers = [_Worker(conf, self.isolation) for _ in range(n)]
+        self._queue: queue.Queue[
+            tuple[int, dict[str, Any], list[Verdict | None], threading.Event, list[int]] | None
+        ] = queue.Queue()
+        self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
+        for t in self._threads:
+            t.start()
+        self._closed = False
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def n_workers(self) -> int:
+        return len(self._workers)
+
+    def run(self, jobs: list[Job]) -> list[Verdict]:
+        """Verdicts in the order of ``jobs``; never raises for a bad job."""
+        if self._closed:
+            raise RuntimeError("executor is closed")
+        results: list[Verdict | None] = [None] * len(jobs)
+        for i, job in enumerate(jobs):
+            results[i] = self._validate(job)
+        counter = [sum(r is None for r in results)]
+        if counter[0] == 0:
+            return [r for r in results if r is not None]
+        done = threading.Event()
+        for i, job in enumerate(jobs):
+            if results[i] is None:
+                self._queue.put((i, self._wire(job), results, done, counter))
+        done.wait()
+        return [r if r is not None else Verdict(Status.SANDBOX_ERROR, "lost") for r in results]
+
+    def check_determinism(self, jobs: list[Job]) -> list[tuple[bool, Verdict]]:
+        """Run each job twice, in separate fresh processes; deterministic when both verdicts agree
+        on status and outputs."""
+        verdicts = self.run([j for job in jobs for j in (job, job)])
+        out = []
+        for k in range(len(jobs)):
+            a, b = verdicts[2 * k], verdicts[2 * k + 1]
+            same = a.status == b.status and a.outputs == b.outputs and a.actual == b.actual
+            out.append((same, a))
+        return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+        for w in self._workers:
+            w.kill()
+        if self._tmp_root:
+            import shutil
+
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # ------------------------------------------------------------------ internals
+
+    def _validate(self, job: Job) -> Verdict | None:
+        """Bad input gets a verdict with a clear reason, before any process is involved."""
+
+        def invalid(reason: str) -> Verdict:
+            return Verdict(Status.INVALID_INPUT, reason, job_id=job.id)
+
+        if job.kind not in ("call", "stdin", "check", "compare"):
+            return invalid(f"unknown job kind {job.kind!r}")
+        texts = [("code", job.code), ("test_code", job.test_code)]
+        texts += [(f"case {i}", c) for i, c in enumerate(job.cases)]
+        texts += [(f"expected {i}", e) for i, e in enumerate(job.expected or [])]
+        total = 0
+        for name, text in texts:
+            if isinstance(text, bytes):
+                try:
+                    text.decode("utf-8")
+                except UnicodeDecodeError:
+                    return invalid(f"{name} is not valid UTF-8")
+                return invalid(f"{name} must be text, got bytes")
+            if not isinstance(text, str):
+                return invalid(f"{name} must be text, got {type(text).__name__}")
+            if "\x00" in text:
+                return invalid(f"{name} contains a NUL byte")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return invalid(f"{name} is not valid UTF-8 (lone surrogates)")
+            total += len(text)
+        if total > self.cfg.max_input_bytes:
+            return invalid(f"job is {total} characters, over the {self.cfg.max_input_bytes} input limit")
+        if job.kind != "compare" and not job.code.strip():
+            return invalid("empty code")
+        if job.kind == "compare" and (len(job.cases) != 1 or not job.expected or len(job.expected) != 1):
+            return invalid("a compare job needs exactly one case and one expected value")
+        if job.expected is not None and job.kind in ("call", "stdin") and len(job.expected) != len(job.cases):
+            return invalid(f"{len(job.cases)} cases but {len(job.expected)} expected values")
+        if job.kind == "check" and not job.test_code.strip():
+            return invalid("a check job needs test_code")
+        return None
+
+    def _wire(self, job: Job) -> dict[str, Any]:
+        limits = job.limits or self.limits
+        d = job.to_dict()
+        lim = asdict(limits)
+        lim["wall_time"] = limits.effective_wall
+        d["limits"] = lim
+        return d
+
+    def _serve(self, worker: _Worker) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            i, wire, results, done, counter = item
+            timeout = (
+                wire["limits"]["wall_time"] * max(1, len(wire["cases"]) if wire["kind"] == "stdin" else 1)
+                + _GRACE
+            )
+            t0 = time.monotonic()
+            raw = worker.run(wire, timeout)
+            if raw is None:
+                v = Verdict(
+                    Status.SANDBOX_ERROR,
+                    "sandbox worker died or stopped answering; it was restarted",
+                    wall_time=time.monotonic() - t0,
+                )
+            else:
+                v = _to_verdict(raw)
+            v.job_id = wire.get("id", "")
+            results[i] = v
+            with _counter_lock:
+                counter[0] -= 1
+                if counter[0] == 0:
+                    done.set()
+
+
+_counter_lock = threading.Lock()
+
+
+def _to_verdict(raw: dict[str, Any]) -> Verdict:
+    try:
+        status = Status(raw.get("status"))
+    except ValueError:
+        return Verdict(Status.SANDBOX_ERROR, f"unknown status {raw.get('status')!r}")
+    return Verdict(
+        status=status,
+        reason=str(raw.get("reason", "")),
+        outputs=list(raw.get("outputs") or []),
+        case=raw.get("case"),
+        expected=raw.get("expected"),
+        actual=raw.get("actual"),
+        error_type=raw.get("error_type"),
+        cpu_time=float(raw.get("cpu_time", 0.0)),
+        wall_time=float(raw.get("wall_time", 0.0)),
+    )
+
+
+def _private_tmp() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="gasp-jobs-")
