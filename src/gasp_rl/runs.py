@@ -1,0 +1,189 @@
+"""The run directory: everything a run learns, as records that the report, evaluation and resume
+read back.
+
+Layout::
+
+    RUN/
+      config.yaml            the resolved config
+      run.json               {command, mode, seed, created, status, last_iteration, ...}
+      proposals.jsonl        one record per teacher proposal (accepted or rejected, with reason)
+      students.jsonl         one record per student question (task type, rewards)
+      metrics.jsonl          one record per iteration (or RLVR update)
+      checkpoints/last/      resume state: weights + optimizer + loop state (overwritten atomically)
+      checkpoints/iter_NNNNNN/  weights kept for evaluation every ``gasp.checkpoint_every``
+      eval/                  evaluation results (gasp eval)
+
+Crash safety: every record carries the ``iteration`` it belongs to and is appended as one
+``write`` of a complete line, flushed and fsynced.  ``run.json`` is replaced atomically after the
+iteration's checkpoint is on disk.  On resume, records of iterations after the last committed one
+(and a torn last line) are dropped, so a ``kill -9`` loses at most the iteration in flight and no
+record is duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gasp_rl.config import Config, dump_config, load_config
+from gasp_rl.errors import GaspError
+
+STREAMS = ("proposals", "students", "metrics")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Atomically put directory ``tmp`` at ``final`` (the old one is removed after the swap)."""
+    old = final.with_name(f".{final.name}.old{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of one JSONL stream; a torn final line (crash mid-write) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+class RunStore:
+    """Append-only records plus checkpoints of one run."""
+
+    def __init__(self, path: Path, cfg: Config, meta: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.cfg = cfg
+        self.meta = meta
+        self._fhs: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- create / open
+
+    @classmethod
+    def create(cls, cfg: Config, command: str) -> RunStore:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        mode = cfg.gasp.mode if command == "train" else command
+        path = Path(cfg.run.dir.format(mode=mode, time=stamp, seed=cfg.run.seed, command=command))
+        if path.exists() and any(path.iterdir()):
+            raise GaspError(f"run directory {path} already exists; pass --resume {path} to continue it")
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path / "config.yaml", dump_config(cfg))
+        meta = {
+            "command": command,
+            "mode": mode,
+            "seed": cfg.run.seed,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "status": "running",
+            "last_iteration": -1,
+        }
+        store = cls(path, cfg, meta)
+        store.save_meta()
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> RunStore:
+        path = Path(path)
+        if not (path / "run.json").exists() or not (path / "config.yaml").exists():
+            raise GaspError(f"{path} is not a gasp-rl run directory (no run.json / config.yaml)")
+        cfg = load_config(path / "config.yaml")
+        meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        store = cls(path, cfg, meta)
+        store.truncate_after(int(meta.get("last_iteration", -1)))
+        return store
+
+    # ---------------------------------------------------------------- records
+
+    def append(self, stream: str, record: dict[str, Any]) -> None:
+        fh = self._fhs.get(stream)
+        if fh is None:
+            fh = self._fhs[stream] = open(self.path / f"{stream}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        fh.flush()
+
+    def sync(self) -> None:
+        for fh in self._fhs.values():
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        self.sync()
+        return list(read_records(self.path / f"{stream}.jsonl"))
+
+    def truncate_after(self, iteration: int) -> int:
+        """Drop records of iterations > ``iteration`` (and torn lines).  Returns how many."""
+        dropped = 0
+        for stream in STREAMS:
+            p = self.path / f"{stream}.jsonl"
+            if not p.exists():
+                continue
+            keep = [r for r in read_records(p) if int(r.get("iteration", -1)) <= iteration]
+            with open(p, encoding="utf-8") as fh:
+                total = sum(1 for _ in fh)
+            dropped += total - len(keep)
+            atomic_write_text(p, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+        return dropped
+
+    # ---------------------------------------------------------------- meta / checkpoints
+
+    def save_meta(self, **updates: Any) -> None:
+        self.meta.update(updates)
+        atomic_write_text(self.path / "run.json", json.dumps(self.meta, indent=2))
+
+    def commit_iteration(self, iteration: int, **extra: Any) -> None:
+        """Mark ``iteration`` complete (after its checkpoint is written)."""
+        self.sync()
+        self.save_meta(last_iteration=iteration, **extra)
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last"
+
+    def iteration_checkpoint(self, iteration: int) -> Path:
+        return self.path / "checkpoints" / f"iter_{iteration:06d}"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in sorted((self.path / "checkpoints").glob("iter_*")):
+            try:
+                out.append((int(p.name.split("_")[1]), p))
+            except (IndexError, ValueError):
+                continue
+        return out
+
+    def close(self, status: str | None = None) -> None:
+        self.sync()
+        for fh in self._fhs.values():
+            fh.close()
+        self._fhs.clear()
+        if status:
+            self.save_meta(status=status)
+
+
+def load_run_config(path: Path) -> Config:
+    return load_config(Path(path) / "config.yaml")
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
