@@ -30,6 +30,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: bool = False
+    purpose: str = ""  # who is asking ("lemma", "student_deduction", "rlvr", "eval"...): for metrics and fakes
 
 
 @dataclass
