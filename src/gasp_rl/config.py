@@ -78,7 +78,10 @@ class SandboxConfig(_Section):
     """Limits and isolation of the executor that runs model-written code."""
 
     backend: Literal["local", "ray"] = "local"
-    workers: int = Field(0, ge=0, description="0 = one per CPU core.")
+    ray_address: str = Field(
+        "", description="backend=ray: '' starts a local Ray instance, 'auto' joins the running cluster."
+    )
+    workers: int = Field(0, ge=0, description="0 = one per CPU core (per node with backend=ray).")
     cpu_time: float = Field(2.0, gt=0, description="CPU seconds per job.")
     wall_time: float = Field(0.0, ge=0, description="Wall seconds per job; 0 = 3 x cpu_time + 1.")
     memory_mb: int = Field(1024, gt=0, description="Address-space limit per job.")
