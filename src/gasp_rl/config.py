@@ -56,6 +56,11 @@ class GenerationConfig(_Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(256, gt=0)
     batch_size: int = Field(32, gt=0, description="Sequences generated together by the HF backend.")
+    bf16_autocast: bool = Field(
+        False,
+        description="HF backend: run the transformer body under bf16 autocast while sampling (the "
+        "vocabulary projection and log-probs stay float32).",
+    )
 
 
 class TrainerConfig(_Section):
@@ -106,12 +111,12 @@ class GaspConfig(_Section):
     """Guided asymmetric self-play (SPEC 3-5) and its ablations."""
 
     mode: Mode = "gasp"
-    iterations: int = Field(50, gt=0)
+    iterations: int = Field(2, gt=0, description="Global iterations (the paper ran ~50; the CPU demo runs 2).")
     goalposts: str = Field("builtin:humaneval-demo", description="Goalpost file, or builtin:humaneval-demo.")
-    lemmas_per_step: int = Field(8, gt=0, description="Lemma proposals sampled per rejection-sampling step.")
-    min_accepted: int = Field(4, ge=0, description="Accepted lemmas needed before the lift phase.")
-    max_attempts: int = Field(4, gt=0, description="Rejection-sampling steps per phase at most.")
-    n_student: int = Field(8, gt=0, description="Student attempts used to estimate a pass rate p.")
+    lemmas_per_step: int = Field(4, gt=0, description="Proposals sampled per rejection-sampling step.")
+    min_accepted: int = Field(2, ge=0, description="Accepted proposals that end a phase's rejection sampling.")
+    max_attempts: int = Field(2, gt=0, description="Rejection-sampling steps per phase at most.")
+    n_student: int = Field(4, gt=0, description="Student attempts used to estimate a pass rate p (paper: 8).")
     lemma_band: tuple[float, float] = (0.1, 0.9)
     lift_band: tuple[float, float] = (0.0625, 0.75)
     one_step_band: tuple[float, float] = (0.0625, 0.9)
@@ -132,7 +137,7 @@ class GaspConfig(_Section):
     rl_updates_per_iteration: int = Field(
         1, ge=0, description="gasp_plus_rl: RLVR updates after each iteration."
     )
-    checkpoint_every: int = Field(1, gt=0)
+    checkpoint_every: int = Field(1, gt=0, description="Keep weights of every K-th iteration for evaluation.")
 
     @model_validator(mode="after")
     def _bands(self) -> GaspConfig:
@@ -155,14 +160,25 @@ class AzrConfig(_Section):
 class RlvrConfig(_Section):
     """Real-data RL with GRPO (SPEC 6)."""
 
-    problems: str = Field("builtin:humaneval-train", description="Problem file or builtin:humaneval-train.")
+    problems: str = Field(
+        "builtin:humaneval-train",
+        description="A benchmark name of gasp_rl.eval.datasets (builtin:humaneval-train, livecodebench-train, "
+        "...) or a .jsonl of Problem records.",
+    )
+    problems_path: str | None = Field(
+        None, description="Data file/directory for a benchmark name (e.g. LiveCodeBench test*.jsonl)."
+    )
+    limit: int | None = Field(None, gt=0, description="Keep only the first problems (quick runs).")
     updates: int = Field(500, gt=0)
-    batch_problems: int = Field(4, gt=0)
+    batch_problems: int = Field(4, gt=0, description="Problems sampled uniformly per update.")
     n: int = Field(8, gt=1, description="Completions per prompt (the GRPO group).")
-    scale_by_std: bool = True
-    drop_zero_variance: bool = True
-    max_new_tokens: int = Field(384, gt=0)
+    scale_by_std: bool = Field(True, description="Divide group-centred rewards by the group std.")
+    drop_zero_variance: bool = Field(
+        True, description="Leave groups with all-equal rewards out of the update (else advantage 0)."
+    )
+    max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(1.0, ge=0)
+    checkpoint_every: int = Field(50, gt=0, description="Keep checkpoints/iter_NNNNNN every this many updates.")
 
 
 class EvalConfig(_Section):

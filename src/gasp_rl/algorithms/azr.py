@@ -1,0 +1,140 @@
+"""The Absolute Zero baseline (AZR, arXiv 2505.03335): unguided asymmetric self-play.
+
+Each iteration, for each task type (deduction, abduction, induction) the proposer is shown a few
+reference programs from its buffer (seeded with simple programs the project ships) and proposes a
+new program with inputs; valid proposals get AZR's reward ``1 - p`` (0 if p is 0 or 1, -0.5 if
+invalid) where p comes from ``azr.n_student`` solver attempts, join the buffer, and are the
+solver's training questions.  One TRR++ update over all (task type, role) groups.
+
+Simplification, documented: the solver's training rollouts are the same ``n_student`` attempts
+used to estimate p (AZR samples them separately); this halves the student cost on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
+from gasp_rl.config import Config
+from gasp_rl.core import prompts
+from gasp_rl.core.jobs import Job
+from gasp_rl.core.rewards import azr_proposer_reward, pass_rate
+from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
+from gasp_rl.errors import DataError
+
+N_REFERENCES = 3
+
+
+def load_seed_programs(kit: SelfPlayKit, limit: int) -> list[ProgramTask]:
+    """The shipped seed programs, with reference outputs computed in the sandbox."""
+    try:
+        text = resources.files("gasp_rl.data").joinpath("azr_seed_programs.jsonl").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError) as e:
+        raise DataError(f"AZR seed programs are missing from the package ({e})") from None
+    tasks = [ProgramTask.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()][:limit]
+    missing = [t for t in tasks if any(not p.output for p in t.io)]
+    if missing:
+        verdicts = kit.execute([Job("call", code=t.code, cases=[p.args for p in t.io]) for t in missing])
+        for t, v in zip(missing, verdicts):
+            if v.passed:
+                for p, o in zip(t.io, v.outputs):
+                    p.output = o or ""
+    return [t for t in tasks if t.io and all(p.output for p in t.io)]
+
+
+class AZR:
+    def __init__(self, cfg: Config, kit: SelfPlayKit, seeds: list[ProgramTask]) -> None:
+        if not seeds:
+            raise DataError("AZR needs seed programs")
+        self.cfg, self.a, self.kit = cfg, cfg.azr, kit
+        self.buffer: list[ProgramTask] = list(seeds)
+
+    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+        rng = random.Random(f"{self.cfg.run.seed}/{it}/azr")
+        n_io = self.cfg.gasp.n_public_io + self.cfg.gasp.n_private_io
+        cands: list[Candidate] = []
+        items: list[tuple[Any, float, str, str]] = []
+        student: dict[str, list[float]] = {}
+        for tt in TASK_TYPES:
+            n_inputs = n_io if tt == "induction" else 1
+            chats, group = [], []
+            for j in range(self.a.proposals_per_type):
+                refs = rng.sample(self.buffer, k=min(N_REFERENCES, len(self.buffer)))
+                chats.append(prompts.azr_proposer_prompt(tt, refs, n_inputs))
+                group.append(Candidate(f"it{it}-azr-{tt}-{j}", it, "azr", 0, completion=None, task_type=tt))  # type: ignore[arg-type]
+            with self.kit.clock.timed("propose"):
+                outs = self.kit.sample(
+                    chats,
+                    f"azr_propose_{tt}",
+                    1,
+                    self.cfg.generation.max_new_tokens,
+                    seed=rng.randrange(2**31),
+                )
+            for c, o in zip(group, outs):
+                c.completion = o[0]
+            self.kit.validate(group, n_inputs, novelty=False)
+            valid = [c for c in group if c.valid]
+            with self.kit.clock.timed("solver"):
+                results = self.kit.attempt(
+                    [(c.task, tt) for c in valid],
+                    self.a.n_student,
+                    self.cfg.generation.max_new_tokens,
+                    seed=rng.randrange(2**31),
+                    rng=rng,
+                )
+            for c, (_, _, comps, passed) in zip(valid, results):
+                c.pass_rate, c.n_student = pass_rate(passed), len(passed)
+                rewards = [float(p) for p in passed]
+                items += [(comp, r, tt, "solver") for comp, r in zip(comps, rewards)]
+                student.setdefault(tt, []).extend(rewards)
+                store.append(
+                    "students",
+                    {
+                        "iteration": it,
+                        "phase": "solver",
+                        "source_id": c.id,
+                        "source_phase": "azr",
+                        "task_type": tt,
+                        "n": len(rewards),
+                        "rewards": rewards,
+                        "mean_reward": c.pass_rate,
+                    },
+                )
+            for c in group:
+                c.reward = azr_proposer_reward(c.pass_rate if c.valid else None, self.a.invalid_reward)
+                c.accepted = c.valid
+                if c.accepted:
+                    self.buffer.append(c.task)
+                store.append("proposals", c.record())
+                items.append((c.completion, c.reward, tt, "proposer"))
+            cands += group
+        learner = self.kit.update(items)
+        return {
+            "proposals": {
+                "attempted": len(cands),
+                "accepted": sum(c.accepted for c in cands),
+                "by_reason": reason_counts(cands),
+            },
+            "acceptance_rate": sum(c.accepted for c in cands) / max(1, len(cands)),
+            "teacher_reward": {"azr": float(np.mean([c.reward for c in cands]))},
+            "student_reward": {
+                **{k: float(np.mean(v)) for k, v in student.items()},
+                "all": float(np.mean([r for v in student.values() for r in v])) if student else None,
+            },
+            "pass_rate_hist": {"azr": histogram([c.pass_rate for c in cands if c.pass_rate is not None])},
+            "buffer_size": len(self.buffer),
+            "tokens": {"teacher": sum(len(c.completion.token_ids) for c in cands)},
+            "learner": learner,
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {"buffer": [t.to_dict() for t in self.buffer]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("buffer"):
+            self.buffer = [ProgramTask.from_dict(d) for d in state["buffer"]]

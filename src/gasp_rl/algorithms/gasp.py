@@ -1,0 +1,267 @@
+"""GASP: Guided Asymmetric Self-Play (Algorithm 1 of arXiv 2603.15957), and its ablations.
+
+One global iteration::
+
+    lemmas = PROPOSE(phase="lemma")   # teacher sees goalpost g + axis, proposes an EASIER task
+    lifts  = PROPOSE(phase="lift")    # teacher sees only an accepted lemma, proposes a HARDER one
+    SOLVE(lemmas + lifts)             # student: each as induction, deduction or abduction
+
+    PROPOSE: up to max_attempts rejection-sampling steps, each: sample proposals, validate
+             (SPEC 5), estimate the pass rate p from n student attempts, reward r(p; a, b) or
+             the format penalty, accept if valid and p in the band, one policy update (TRR++);
+             stop once min_accepted proposals are accepted.
+
+Ablations (``gasp.mode``): ``no_io_axis`` (always axis f), ``no_rejection_sampling`` (no novelty
+filter), ``one_step_medium`` / ``one_step_hard`` (one proposal stage, shown the goalpost, with the
+one-step rewards), ``gasp_plus_rl`` (RLVR updates after each iteration, driven by the loop).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
+from gasp_rl.config import Config, RewardShape
+from gasp_rl.core import prompts
+from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
+from gasp_rl.core.tasks import Problem
+
+AXES = ("io", "f")
+
+
+class GASP:
+    """The GASP algorithm over the shared self-play kit."""
+
+    def __init__(self, cfg: Config, kit: SelfPlayKit, goalposts: list[Problem]) -> None:
+        if not goalposts:
+            raise ValueError("GASP needs at least one goalpost")
+        self.cfg = cfg
+        self.g = cfg.gasp
+        self.kit = kit
+        self.goalposts = goalposts
+        self.one_step = self.g.mode in ("one_step_medium", "one_step_hard")
+
+    # ------------------------------------------------------------------ Algorithm 1
+
+    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+        rng = random.Random(f"{self.cfg.run.seed}/{it}/gasp")
+        self._seen: list[Candidate] = []  # every proposal of this iteration
+        self._student_tokens = 0
+        self._last_learner: dict[str, float] = {}
+        q0, c0 = self.kit.question_buffer.matrix.copy(), self.kit.code_buffer.matrix.copy()
+        if self.one_step:
+            hard = self.g.mode == "one_step_hard"
+            shape = self.g.one_step_hard_reward if hard else self.g.one_step_medium_reward
+            with self.kit.clock.timed("lemma"):
+                lemmas = self.propose(it, "one_step", self.g.one_step_band, shape, rng, store)
+            lifts: list[Candidate] = []
+        else:
+            with self.kit.clock.timed("lemma"):
+                lemmas = self.propose(it, "lemma", self.g.lemma_band, self.g.lemma_reward, rng, store)
+            with self.kit.clock.timed("lift"):
+                lifts = self.propose(
+                    it, "lift", self.g.lift_band, self.g.lift_reward, rng, store, parents=lemmas
+                )
+        with self.kit.clock.timed("solver"):
+            student = self.solve(it, lemmas + lifts, rng, store)
+        all_c = self._seen
+        return {
+            "proposals": {
+                "attempted": len(all_c),
+                "accepted": sum(c.accepted for c in all_c),
+                "by_reason": reason_counts(all_c),
+            },
+            "acceptance_rate": sum(c.accepted for c in all_c) / max(1, len(all_c)),
+            "teacher_reward": {
+                ph: _mean([c.reward for c in all_c if c.phase == ph]) for ph in {c.phase for c in all_c}
+            },
+            "student_reward": student,
+            "pass_rate_hist": {
+                ph: histogram([c.pass_rate for c in all_c if c.phase == ph and c.pass_rate is not None])
+                for ph in {c.phase for c in all_c}
+            },
+            "buffer_dissimilarity": self.kit.dissimilarity(all_c, q0, c0),
+            "tokens": {
+                "teacher": sum(len(c.completion.token_ids) for c in all_c),
+                "student": self._student_tokens,
+            },
+            "learner": self._last_learner,
+        }
+
+    def propose(
+        self,
+        it: int,
+        phase: str,
+        band: tuple[float, float],
+        shape: RewardShape,
+        rng: random.Random,
+        store: Any,
+        parents: list[Candidate] | None = None,
+    ) -> list[Candidate]:
+        """One teacher phase with rejection sampling; returns the accepted proposals."""
+        if phase == "lift" and not parents:
+            return []
+        accepted: list[Candidate] = []
+        for step in range(self.g.max_attempts):
+            cands, chats = self._contexts(it, phase, step, rng, parents)
+            outs = self.kit.sample(
+                chats, phase, 1, self.cfg.generation.max_new_tokens, seed=rng.randrange(2**31)
+            )
+            for c, o in zip(cands, outs):
+                c.completion = o[0]
+            self.kit.validate(
+                cands,
+                self.g.n_public_io + self.g.n_private_io,
+                novelty=self.g.mode != "no_rejection_sampling",
+            )
+            self._estimate(it, [c for c in cands if c.valid], rng, store)
+            for c in cands:
+                c.reward = proposal_reward(
+                    c.pass_rate if c.valid else None, shape.a, shape.b, self.g.format_penalty
+                )
+                c.accepted = c.valid and in_band(c.pass_rate, band)
+                if c.valid and not c.accepted:
+                    c.rejection_reason = "out_of_band"
+                    c.detail = f"pass rate {c.pass_rate:.2f} outside [{band[0]}, {band[1]}]"
+                store.append("proposals", c.record())
+            self.kit.admit(cands)
+            self._seen.extend(cands)
+            accepted += [c for c in cands if c.accepted]
+            # one policy update per rejection-sampling step (teacher samples, TRR++)
+            self._last_learner = self.kit.update(
+                [(c.completion, c.reward, "induction", f"teacher_{phase}") for c in cands]
+            )
+            if len(accepted) >= self.g.min_accepted:
+                break
+        return accepted
+
+    def solve(
+        self, it: int, accepted: list[Candidate], rng: random.Random, store: Any
+    ) -> dict[str, float | None]:
+        """Solver phase: each accepted task as induction, deduction or abduction (uniformly)."""
+        if not accepted:
+            return {"all": None}
+        questions = [(c.task, self.kit.random_task_type(rng)) for c in accepted]
+        results = self.kit.attempt(
+            questions,
+            self.g.solver_samples,
+            self.cfg.generation.max_new_tokens,
+            seed=rng.randrange(2**31),
+            rng=rng,
+        )
+        items, by_type = [], {}
+        for c, (task, tt, comps, passed) in zip(accepted, results):
+            rewards = [float(p) for p in passed]
+            by_type.setdefault(tt, []).extend(rewards)
+            items += [(comp, r, tt, "student") for comp, r in zip(comps, rewards)]
+            self._student_tokens += sum(len(comp.token_ids) for comp in comps)
+            store.append(
+                "students",
+                {
+                    "iteration": it,
+                    "phase": "solver",
+                    "source_id": c.id,
+                    "source_phase": c.phase,
+                    "task_type": tt,
+                    "n": len(rewards),
+                    "rewards": rewards,
+                    "mean_reward": _mean(rewards),
+                },
+            )
+        self._last_learner = self.kit.update(items)
+        out = {tt: _mean(v) for tt, v in by_type.items()}
+        out["all"] = _mean([r for v in by_type.values() for r in v])
+        return out
+
+    # ------------------------------------------------------------------ helpers
+
+    def _contexts(self, it: int, phase: str, step: int, rng: random.Random, parents: list[Candidate] | None):
+        n_inputs = self.g.n_public_io + self.g.n_private_io
+        cands, chats = [], []
+        for j in range(self.g.lemmas_per_step):
+            cid = f"it{it}-{phase}-s{step}-{j}"
+            if phase == "lift":
+                parent = parents[j % len(parents)]
+                c = Candidate(
+                    cid,
+                    it,
+                    phase,
+                    step,
+                    completion=None,
+                    goalpost_id=parent.goalpost_id,  # type: ignore[arg-type]
+                    goalpost_title=parent.goalpost_title,
+                    axis=parent.axis,
+                    parent_id=parent.id,
+                )
+                chats.append(prompts.lift_prompt(parent.task, parent.axis, n_inputs))
+            else:
+                g = rng.choice(self.goalposts)
+                axis = "f" if self.g.mode == "no_io_axis" else rng.choice(AXES)
+                c = Candidate(
+                    cid,
+                    it,
+                    phase,
+                    step,
+                    completion=None,
+                    goalpost_id=g.problem_id,  # type: ignore[arg-type]
+                    goalpost_title=g.problem_id,
+                    axis=None if phase == "one_step" else axis,
+                )
+                if phase == "one_step":
+                    level = "hard" if self.g.mode == "one_step_hard" else "medium"
+                    chats.append(prompts.one_step_prompt(g.prompt, level, n_inputs))
+                else:
+                    chats.append(prompts.lemma_prompt(g.prompt, axis, n_inputs))
+            cands.append(c)
+        return cands, chats
+
+    def _estimate(self, it: int, valid: list[Candidate], rng: random.Random, store: Any) -> None:
+        """Pass rate p of each valid proposal from n student induction attempts."""
+        if not valid:
+            return
+        results = self.kit.attempt(
+            [(c.task, "induction") for c in valid],
+            self.g.n_student,
+            self.cfg.generation.max_new_tokens,
+            seed=rng.randrange(2**31),
+            rng=rng,
+        )
+        for c, (_, _, comps, passed) in zip(valid, results):
+            c.pass_rate, c.n_student = pass_rate(passed), len(passed)
+            self._student_tokens += sum(len(comp.token_ids) for comp in comps)
+            store.append(
+                "students",
+                {
+                    "iteration": it,
+                    "phase": "estimate",
+                    "source_id": c.id,
+                    "source_phase": c.phase,
+                    "task_type": "induction",
+                    "n": len(passed),
+                    "rewards": [float(p) for p in passed],
+                    "mean_reward": c.pass_rate,
+                },
+            )
+
+    # ------------------------------------------------------------------ state for resume
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def run_training(cfg: Config, resume: Path | None = None) -> Path:
+    """``gasp train``: GASP (default), an ablation, GASP + real-data RL, or the AZR baseline."""
+    from gasp_rl.algorithms.loop import run_selfplay
+
+    return run_selfplay(cfg, resume=resume)

@@ -1,0 +1,193 @@
+"""The run driver shared by every self-play mode: wiring, iterations, checkpoints, resume.
+
+It owns nothing algorithmic: it builds the seams from the config, asks the algorithm for one
+iteration at a time, writes the metrics record, checkpoints, and commits the iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gasp_rl.algorithms.selfplay import SelfPlayKit
+from gasp_rl.config import Config
+from gasp_rl.errors import GaspError
+from gasp_rl.runs import RunStore, replace_dir
+
+log = logging.getLogger("gasp_rl")
+
+
+def build_seams(cfg: Config):
+    """(policy bundle, executor, embedder) for the config: the only place backends are chosen."""
+    from gasp_rl.sandbox import make_executor
+
+    if cfg.model.backend == "fake":
+        from gasp_rl.backends.fake import build_fake_policy
+
+        policy = build_fake_policy(cfg.run.seed)
+    else:
+        from gasp_rl.backends.factory import build_policy
+
+        policy = build_policy(cfg)
+    embedder = policy.embedder
+    if cfg.gasp.embedder == "hash":
+        from gasp_rl.backends.fake import HashEmbedder
+
+        embedder = HashEmbedder()
+    elif cfg.gasp.embedder != "policy":
+        from gasp_rl.backends.factory import sentence_transformer_embedder
+
+        embedder = sentence_transformer_embedder(cfg.gasp.embedder)
+    return policy, make_executor(cfg), embedder
+
+
+def load_goalposts(spec: str):
+    from gasp_rl.eval.goalposts import load_goalposts as _load
+
+    return _load(spec)
+
+
+def make_algorithm(cfg: Config, kit: SelfPlayKit):
+    if cfg.gasp.mode == "azr":
+        from gasp_rl.algorithms.azr import AZR, load_seed_programs
+
+        return AZR(cfg, kit, load_seed_programs(kit, cfg.azr.n_seed_programs))
+    from gasp_rl.algorithms.gasp import GASP
+
+    return GASP(cfg, kit, load_goalposts(cfg.gasp.goalposts))
+
+
+def _save_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit, it: int) -> None:
+    """Resume state into checkpoints/last (atomically), weights into iter_NNNNNN when due."""
+    tmp = store.path / "checkpoints" / f".last.tmp{os.getpid()}"
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    if learner is not None:
+        learner.save(tmp)
+    state = {"iteration": it, "algorithm": algo.state()}
+    (tmp / "loop_state.json").write_text(json.dumps(state))
+    np.savez(tmp / "buffers.npz", question=kit.question_buffer.matrix, code=kit.code_buffer.matrix)
+    replace_dir(tmp, store.last_checkpoint)
+    every = store.cfg.gasp.checkpoint_every
+    if (it + 1) % every == 0 or it + 1 == store.cfg.gasp.iterations:
+        dest = store.iteration_checkpoint(it)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in store.last_checkpoint.iterdir():
+            if f.is_file() and not f.name.startswith(("optimizer", "loop_state", "buffers")):
+                target = dest / f.name
+                if not target.exists():
+                    try:
+                        os.link(f, target)  # no extra disk until 'last' is replaced
+                    except OSError:
+                        import shutil
+
+                        shutil.copy2(f, target)
+
+
+def _load_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit) -> None:
+    last = store.last_checkpoint
+    if not last.exists():
+        return
+    if learner is not None:
+        learner.load(last)
+    state = json.loads((last / "loop_state.json").read_text())
+    algo.load_state(state.get("algorithm", {}))
+    bufs = np.load(last / "buffers.npz")
+    if len(bufs["question"]):
+        kit.question_buffer.add(bufs["question"])
+        kit.code_buffer.add(bufs["code"])
+
+
+def _progress_line(it: int, total: int, m: dict[str, Any], dt: float, eta: float) -> str:
+    p = m.get("proposals", {})
+    sr = (m.get("student_reward") or {}).get("all")
+    return (
+        f"iteration {it + 1}/{total}: accepted {p.get('accepted', 0)}/{p.get('attempted', 0)} proposals, "
+        f"student reward {sr if sr is None else round(sr, 3)}, {dt:.1f}s (ETA {eta:.0f}s)"
+    )
+
+
+def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if resume is not None:
+        store = RunStore.open(resume)
+        cfg = store.cfg
+    else:
+        store = RunStore.create(cfg, "train")
+    start = int(store.meta.get("last_iteration", -1)) + 1
+    if start >= cfg.gasp.iterations:
+        log.info("run %s already completed %d iterations", store.path, start)
+        return store.path
+    policy, executor, embedder = build_seams(cfg)
+    loggers = _make_loggers(cfg, store.path)
+    try:
+        kit = SelfPlayKit(cfg, policy.generator, policy.learner, executor, embedder)
+        algo = make_algorithm(cfg, kit)
+        rl = None
+        if cfg.gasp.mode == "gasp_plus_rl":
+            from gasp_rl.algorithms.rlvr import make_rl_stepper
+
+            rl = make_rl_stepper(cfg, policy, executor)
+        if resume is not None:
+            _load_checkpoint(store, policy.learner, algo, kit)
+            log.info("resuming %s at iteration %d", store.path, start)
+        log.info(
+            "%s run in %s (%s)",
+            cfg.gasp.mode,
+            store.path,
+            getattr(executor, "isolation", None) and executor.isolation.describe(),
+        )
+        t_run = time.perf_counter()
+        for it in range(start, cfg.gasp.iterations):
+            kit.clock.seconds.clear()
+            t0 = time.perf_counter()
+            metrics: dict[str, Any] = {"iteration": it, "mode": cfg.gasp.mode}
+            metrics.update(algo.iteration(it, store))
+            if rl is not None:
+                with kit.clock.timed("rl"):
+                    metrics["rl"] = [rl.step(it, store) for _ in range(cfg.gasp.rl_updates_per_iteration)]
+            with kit.clock.timed("checkpoint"):
+                _save_checkpoint(store, policy.learner, algo, kit, it)
+            metrics["time"] = {
+                **{k: round(v, 3) for k, v in kit.clock.seconds.items()},
+                "total": round(time.perf_counter() - t0, 3),
+            }
+            store.append("metrics", metrics)
+            store.commit_iteration(it)
+            for lg in loggers:
+                lg.log(metrics, step=it)
+            done = it + 1 - start
+            elapsed = time.perf_counter() - t_run
+            eta = elapsed / done * (cfg.gasp.iterations - it - 1)
+            line = _progress_line(it, cfg.gasp.iterations, metrics, metrics["time"]["total"], eta)
+            print(line, file=sys.stderr if not sys.stdout.isatty() else sys.stdout, flush=True)
+        store.close(status="completed")
+        return store.path
+    except BaseException:
+        store.close(status="interrupted")
+        raise
+    finally:
+        for lg in loggers:
+            lg.close()
+        executor.close()
+        policy.close()
+
+
+def _make_loggers(cfg: Config, run_dir: Path) -> list[Any]:
+    if not (cfg.run.tensorboard or cfg.run.wandb):
+        return []
+    try:
+        from gasp_rl.loggers import make_loggers
+    except ImportError as e:  # pragma: no cover
+        raise GaspError(f"metric loggers unavailable: {e}") from None
+    return list(make_loggers(cfg.run, run_dir))
