@@ -154,7 +154,7 @@ class GASP:
             rng=rng,
         )
         items, by_type = [], {}
-        for c, (task, tt, comps, passed) in zip(accepted, results):
+        for c, (_task, tt, comps, passed) in zip(accepted, results):
             rewards = [float(p) for p in passed]
             by_type.setdefault(tt, []).extend(rewards)
             items += [(comp, r, tt, "student") for comp, r in zip(comps, rewards)]
