@@ -1,0 +1,1 @@
+"""Data files shipped with gasp-rl (AZR seed programs)."""
