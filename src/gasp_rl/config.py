@@ -195,7 +195,21 @@ class EvalConfig(_Section):
     release_version: str | None = None
     start_date: str | None = None
     end_date: str | None = None
-    select_by: Literal["pass@1", "pass@k"] = "pass@1"
+    select_by: Literal["pass@1", "pass@k"] = Field(
+        "pass@1", description="Checkpoint selection: best pass@1, or best pass@k for the largest k in ks."
+    )
+    include_base: bool = Field(True, description="gasp eval --run: also evaluate the base model (iteration 0).")
+    top_p: float = Field(1.0, gt=0, le=1)
+    test_cpu_time: float = Field(
+        6.0, gt=0, description="CPU seconds per LiveCodeBench test (its own harness allows 6 s)."
+    )
+    plus_cpu_time: float = Field(
+        20.0, gt=0, description="CPU seconds per EvalPlus job (reference and candidate on every input)."
+    )
+    max_job_cpu_time: float = Field(60.0, gt=0, description="Cap on the CPU seconds of one grading job.")
+    chunk_problems: int = Field(
+        8, gt=0, description="Problems generated and graded together; results are saved after each chunk."
+    )
 
 
 class GoalpostConfig(_Section):
@@ -203,8 +217,14 @@ class GoalpostConfig(_Section):
 
     k: int = Field(100, gt=0)
     split: str = "humaneval-train"
-    stages: list[str] = ["base"]
+    path: str | None = Field(None, description="Data file of the split (as eval.path).")
+    stages: list[str] = Field(
+        ["base"], description="Filter stages in order: 'base' (model.name_or_path) or checkpoint paths."
+    )
     output: str = "goalposts.jsonl"
+    temperature: float = Field(0.6, ge=0)
+    max_new_tokens: int = Field(384, gt=0)
+    limit: int | None = Field(None, gt=0)
 
 
 class SolverVerifierConfig(_Section):
