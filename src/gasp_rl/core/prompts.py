@@ -91,7 +91,7 @@ class PromptLibrary:
             self._cache[name] = split_messages(path.read_text(encoding="utf-8"), self._env, str(path))
         return self._cache[name]
 
-    def render(self, name: str, **variables: Any) -> Chat:
+    def render(self, name: str, /, **variables: Any) -> Chat:
         """Render template ``name`` into a chat (a list of ``{"role", "content"}`` messages)."""
         chat: Chat = []
         for role, template in self._messages(name):
@@ -139,7 +139,7 @@ def default_library() -> PromptLibrary:
     return _DEFAULT
 
 
-def render_chat(name: str, **variables: Any) -> Chat:
+def render_chat(name: str, /, **variables: Any) -> Chat:
     """Render a packaged prompt template; see the module docstring for names and variables."""
     return default_library().render(name, **variables)
 

@@ -242,7 +242,12 @@ def check_code(code: str) -> str | None:
     try:
         nodes = sorted(
             ast.walk(tree),
-            key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)),
+            key=lambda n: (
+                getattr(n, "lineno", 0),
+                getattr(n, "col_offset", 0),
+                getattr(n, "end_lineno", 0),
+                getattr(n, "end_col_offset", 0),
+            ),
         )
     except RecursionError:
         return "syntax error: code nested too deeply"
