@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
 from gasp_rl.core.safety import ALLOWED_MODULES, check_code
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SAFE = [
     "def f(x):\n    return x * 2",
@@ -75,3 +82,59 @@ def test_allow_list_has_no_capability_modules() -> None:
     assert ALLOWED_MODULES.isdisjoint(
         {"os", "sys", "subprocess", "socket", "random", "time", "threading", "ctypes", "io", "pathlib"}
     )
+
+
+# ---------------------------------------------------------------- the shipped AZR seed programs
+
+
+def _seed_tasks():
+    from importlib import resources
+
+    from gasp_rl.core.tasks import ProgramTask
+
+    text = resources.files("gasp_rl.data").joinpath("azr_seed_programs.jsonl").read_text(encoding="utf-8")
+    return [ProgramTask.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+def test_seed_programs_are_safe_complete_and_well_formed() -> None:
+    from gasp_rl.core.parsing import canonical_args, canonical_literal, ensure_f
+
+    tasks = _seed_tasks()
+    assert len(tasks) == 256
+    assert len({t.task_id for t in tasks}) == 256 and len({t.code for t in tasks}) == 256
+    for t in tasks:
+        assert check_code(t.code) is None, t.code
+        assert not isinstance(ensure_f(t.code), Exception) and ensure_f(t.code)[1] == ""
+        assert len(t.io) == 5
+        assert all(canonical_args(p.args) == p.args for p in t.io)
+        assert all(p.output and canonical_literal(p.output) is not None for p in t.io)
+        assert len({p.output for p in t.io}) > 1
+
+
+def test_seed_file_is_what_the_script_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script is deterministic: regenerating without the sandbox gives the same programs
+    and inputs as the shipped file (outputs come from the sandbox)."""
+    spec = importlib.util.spec_from_file_location("make_azr_seeds", ROOT / "scripts" / "make_azr_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_azr_seeds", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    shipped = _seed_tasks()
+    stream = module.seed_candidates()
+    candidates = {t.code: [p.args for p in t.io] for t in (next(stream) for _ in range(400))}
+    assert all(candidates.get(t.code) == [p.args for p in t.io] for t in shipped)
+
+
+@pytest.mark.slow
+def test_seed_outputs_match_the_sandbox() -> None:
+    from gasp_rl.config import SandboxConfig
+    from gasp_rl.core.jobs import Job
+    from gasp_rl.sandbox import LocalExecutor
+
+    tasks = _seed_tasks()[::8]
+    jobs = [
+        Job("call", code=t.code, cases=[p.args for p in t.io], expected=[p.output for p in t.io])
+        for t in tasks
+    ]
+    with LocalExecutor(SandboxConfig()) as ex:
+        verdicts = ex.run(jobs)
+    assert all(v.passed for v in verdicts), [v.reason for v in verdicts if not v.passed]
