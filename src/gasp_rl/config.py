@@ -47,6 +47,8 @@ class ModelConfig(_Section):
     max_concurrency: int = Field(8, gt=0)
     request_timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    retry_backoff: float = Field(0.5, ge=0, description="Seconds before the first retry; doubles each time.")
+    server_model: str = Field("", description="Model name sent to the server; '' = name_or_path.")
 
 
 class GenerationConfig(_Section):
