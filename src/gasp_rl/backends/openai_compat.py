@@ -52,7 +52,9 @@ def try_load_tokenizer(cfg: ModelConfig) -> Any:
         from gasp_rl.backends.embedded import resolve_model_path
 
         return AutoTokenizer.from_pretrained(
-            resolve_model_path(cfg.name_or_path, cfg.cache_dir), trust_remote_code=cfg.trust_remote_code
+            resolve_model_path(cfg.name_or_path, cfg.cache_dir),
+            trust_remote_code=cfg.trust_remote_code,
+            local_files_only=True,  # optional: never wait on the network for it
         )
     except Exception as e:  # no local copy: fine for the chat API
         log.info("no local tokenizer for %s (%s)", cfg.name_or_path, e)
