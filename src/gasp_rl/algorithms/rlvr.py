@@ -1,0 +1,557 @@
+"""Real-data RL with verifiable rewards (SPEC 1, 6): GRPO on a static set of real problems.
+
+One update reads like the method:
+
+1. sample ``rlvr.batch_problems`` training problems uniformly (without replacement inside a batch);
+2. sample ``rlvr.n`` completions of each at ``rlvr.temperature`` (at most ``rlvr.max_new_tokens``);
+3. grade every completion in the sandbox: reward 1 iff it passes *all* public and private tests
+   (HumanEval: the ``check`` function), else 0 -- a completion without code is a wrong answer;
+4. GRPO advantages: the group is the ``n`` completions of one prompt (:func:`gasp_rl.core.advantages.grpo`),
+   centred on the group mean and divided by its std when ``rlvr.scale_by_std``;
+5. groups whose ``n`` rewards are all equal carry no signal: with ``rlvr.drop_zero_variance`` they
+   are left out of the batch, otherwise they stay in with advantage 0 (they then still count in the
+   learner's token-mean normaliser, which shrinks the step -- the two choices are not the same update);
+6. one clipped policy-gradient step, ``learner.update(samples)``.
+
+:class:`RLVRStepper` does exactly one such update and is shared by ``gasp rlvr`` (:func:`run_rlvr`)
+and by the GASP loop in ``mode=gasp_plus_rl``, which calls :meth:`RLVRStepper.step`
+``gasp.rl_updates_per_iteration`` times after each global iteration.  Same learner, same sandbox,
+same grading (:mod:`gasp_rl.eval.grading`) as evaluation, so comparisons are apples to apples.
+
+Reproducibility: all randomness of one update (which problems, the generation seed) comes from a
+``random.Random`` derived from ``(base seed, iteration, k)`` where ``k`` counts the updates made in
+that iteration.  A resumed run therefore replays exactly the updates a crash lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gasp_rl.config import Config
+from gasp_rl.core.advantages import grpo, zero_variance_groups
+from gasp_rl.core.tasks import Problem, read_jsonl
+from gasp_rl.errors import DataError, GaspError
+from gasp_rl.runs import RunStore, atomic_write_text, replace_dir
+from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
+
+log = logging.getLogger(__name__)
+
+#: ``task_type`` of the students records written by RLVR (real problems are not program tasks).
+REAL_TASK_TYPE = "real"
+#: ``phase`` of those records (records.md).
+PHASE = "rlvr"
+#: File of ``checkpoints/last`` holding where the run is.
+STATE_FILE = "state.json"
+#: Checkpoint files needed to resume but not to evaluate (not kept in ``iter_NNNNNN``).
+RESUME_ONLY_PREFIXES = ("optimizer", "loop_state", "buffers", STATE_FILE)
+#: Characters of a completion kept in a students record as an example (one per problem).
+EXAMPLE_CHARS = 1500
+
+
+# ---------------------------------------------------------------------------------- pure pieces
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A 62-bit seed from a base seed and a path such as ``(iteration, k)``.
+
+    Hash-based so that nearby inputs give unrelated streams and the value does not depend on
+    Python's per-process string hashing.
+    """
+    text = ":".join(str(p) for p in (base, *parts))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 2
+
+
+def sample_problem_indices(n_problems: int, k: int, rng: random.Random) -> list[int]:
+    """``k`` indices drawn uniformly: without replacement when the set is large enough, else with."""
+    if n_problems <= 0:
+        raise ValueError("no problems to sample from")
+    if k <= n_problems:
+        return rng.sample(range(n_problems), k)
+    return [rng.randrange(n_problems) for _ in range(k)]
+
+
+@dataclass(frozen=True)
+class GroupAdvantages:
+    """GRPO advantages of a batch of groups, and which groups reach the learner."""
+
+    advantages: list[list[float]]
+    zero_variance: list[bool]
+    kept: list[bool]
+
+
+def grpo_group_advantages(
+    rewards: Sequence[Sequence[float]],
+    *,
+    scale_by_std: bool = True,
+    drop_zero_variance: bool = True,
+    eps: float = 1e-6,
+) -> GroupAdvantages:
+    """Per-group GRPO advantages of ``rewards[g][i]`` (completion ``i`` of prompt ``g``).
+
+    The group key is the position ``g`` in the batch, not the problem id, so a problem drawn twice
+    (batch larger than the problem set) forms two groups, as two prompts would in GRPO.
+    """
+    flat = [float(r) for group in rewards for r in group]
+    keys = [g for g, group in enumerate(rewards) for _ in group]
+    adv = grpo(flat, keys, eps=eps, scale_by_std=scale_by_std) if flat else []
+    flat_zero = zero_variance_groups(flat, keys)
+    zero = [g in flat_zero for g in range(len(rewards))]
+    out: list[list[float]] = []
+    pos = 0
+    for g, group in enumerate(rewards):
+        # exactly 0 for a zero-variance group, whatever eps (0 / (0 + eps) would be NaN at eps = 0)
+        out.append([0.0 if zero[g] else float(a) for a in adv[pos : pos + len(group)]])
+        pos += len(group)
+    kept = [bool(group) and not (drop_zero_variance and z) for group, z in zip(rewards, zero)]
+    return GroupAdvantages(advantages=out, zero_variance=zero, kept=kept)
+
+
+# ---------------------------------------------------------------------------------- problems
+
+
+def load_rlvr_problems(cfg: Config) -> list[Problem]:
+    """The RLVR training set named by ``rlvr.problems`` (and ``rlvr.problems_path``).
+
+    - ``builtin:NAME`` or ``NAME``: a benchmark of :mod:`gasp_rl.eval.datasets` (e.g.
+      ``humaneval-train``, the demo training half; ``livecodebench-train`` with
+      ``rlvr.problems_path`` pointing at the local ``test*.jsonl`` file or directory);
+    - a path to a ``.jsonl`` of :class:`~gasp_rl.core.tasks.Problem` records (gasp-rl's own format).
+    """
+    from gasp_rl.eval import datasets
+
+    spec = cfg.rlvr.problems
+    name = spec.removeprefix("builtin:")
+    if name in datasets.BENCHMARKS:
+        problems = datasets.load_benchmark(name, cfg.rlvr.problems_path, limit=cfg.rlvr.limit)
+    elif Path(spec).is_file():
+        problems = _problems_from_jsonl(Path(spec))[: cfg.rlvr.limit]
+    else:
+        raise DataError(
+            f"rlvr.problems={spec!r} is neither a benchmark ({', '.join(datasets.BENCHMARKS)}) "
+            "nor an existing Problem .jsonl file"
+        )
+    if not problems:
+        raise DataError(f"rlvr.problems={spec!r} holds no problems")
+    return problems
+
+
+def _problems_from_jsonl(path: Path) -> list[Problem]:
+    out = []
+    try:
+        for i, row in enumerate(read_jsonl(path), 1):
+            try:
+                out.append(Problem.from_dict(row))
+            except (TypeError, KeyError) as e:
+                raise DataError(f"{path}: record {i} is not a Problem ({e})") from None
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    return out
+
+
+# ---------------------------------------------------------------------------------- prompt + grading
+
+
+def problem_prompt(problem: Problem) -> Chat:
+    """The chat that asks the policy to solve ``problem``: the evaluation runner's prompt
+    (:func:`gasp_rl.eval.runner.eval_prompt`), so training and evaluation ask the same question."""
+    from gasp_rl.eval.runner import eval_prompt
+
+    return eval_prompt(problem)
+
+
+@dataclass
+class Graded:
+    """One completion with its reward and why (sandbox status, or ``no_code``)."""
+
+    completion: Completion
+    reward: float
+    status: str
+    reason: str = ""
+
+
+def grade_completions(
+    executor: Executor, problems: Sequence[Problem], completions: Sequence[Sequence[Completion]]
+) -> list[list[Graded]]:
+    """Reward 1 iff a completion passes all (public and private) tests of its problem.
+
+    Grading is the evaluation runner's (:func:`gasp_rl.eval.runner.grade_answers`: same program
+    assembly, same sandbox job), so a training reward and an evaluation verdict never disagree.
+    All answers go to the executor in one batch so its pool stays busy.
+    """
+    from gasp_rl.eval.runner import grade_answers
+
+    items = [(problem, c.text) for problem, group in zip(problems, completions) for c in group]
+    grades = iter(grade_answers(executor, items))
+    return [
+        [Graded(c, 1.0 if (g := next(grades)).passed else 0.0, g.status, g.reason) for c in group]
+        for group in completions
+    ]
+
+
+# ---------------------------------------------------------------------------------- one update
+
+
+class RLVRStepper:
+    """One GRPO update on real problems per :meth:`step` (used by ``gasp rlvr`` and ``gasp_plus_rl``).
+
+    ``rng`` (optional) only supplies the base seed, drawn once here; without it the base seed is
+    ``run.seed``.  Every update then derives its own randomness from ``(base, iteration, k)``.
+    ``prompt_fn`` lets a caller change how a problem is asked (default :func:`problem_prompt`).
+    ``sync`` is called after each update that changed the weights, when the generator samples
+    from a copy of them (``PolicyBundle.sync``: vLLM); in-process backends need nothing.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        generator: Generator,
+        learner: Learner,
+        executor: Executor,
+        problems: Sequence[Problem],
+        rng: random.Random | None = None,
+        prompt_fn: Callable[[Problem], Chat] = problem_prompt,
+        sync: Callable[[], None] | None = None,
+    ) -> None:
+        if not problems:
+            raise DataError("RLVR needs at least one training problem")
+        if learner is None:
+            raise GaspError(f"RLVR trains the policy, but model.backend={cfg.model.backend} has no learner")
+        self.cfg = cfg
+        self.generator = generator
+        self.learner = learner
+        self.executor = executor
+        self.problems = list(problems)
+        self.prompt_fn = prompt_fn
+        self.sync = sync
+        self.base_seed = rng.getrandbits(62) if rng is not None else cfg.run.seed
+        self._prompts: dict[int, Chat] = {}
+        self._calls: Counter[int] = Counter()
+
+    def _prompt(self, index: int) -> Chat:
+        if index not in self._prompts:
+            self._prompts[index] = self.prompt_fn(self.problems[index])
+        return self._prompts[index]
+
+    def step(self, iteration: int, store: RunStore | None = None) -> dict[str, Any]:
+        """One GRPO update; writes one students record per sampled problem; returns metrics.
+
+        Several calls with the same ``iteration`` (gasp_plus_rl's ``m`` updates) are told apart by a
+        per-iteration counter, which also enters the seed.
+        """
+        rc = self.cfg.rlvr
+        k = self._calls[iteration]
+        self._calls[iteration] += 1
+        rng = random.Random(derive_seed(self.base_seed, "rlvr", iteration, k))
+        t0 = time.perf_counter()
+
+        picked = sample_problem_indices(len(self.problems), rc.batch_problems, rng)
+        problems = [self.problems[i] for i in picked]
+        params = SamplingParams(
+            n=rc.n,
+            temperature=rc.temperature,
+            max_new_tokens=rc.max_new_tokens,
+            seed=rng.getrandbits(62),
+            purpose=PHASE,
+        )
+        completions = self.generator.generate([self._prompt(i) for i in picked], params)
+        t_gen = time.perf_counter()
+
+        graded = grade_completions(self.executor, problems, completions)
+        t_exec = time.perf_counter()
+
+        rewards = [[x.reward for x in group] for group in graded]
+        groups = grpo_group_advantages(
+            rewards,
+            scale_by_std=rc.scale_by_std,
+            drop_zero_variance=rc.drop_zero_variance,
+            eps=self.cfg.trainer.advantage_eps,
+        )
+        samples = build_samples(problems, graded, groups)
+        if samples:
+            learner_metrics = self.learner.update(samples)
+            if self.sync is not None:
+                self.sync()
+        else:
+            learner_metrics = {"skipped": 1.0, "samples": 0.0}
+        t_upd = time.perf_counter()
+
+        if store is not None:
+            for problem, group, zero, kept in zip(problems, graded, groups.zero_variance, groups.kept):
+                store.append("students", student_record(iteration, k, problem, group, zero, kept))
+        return rl_metrics(
+            problems,
+            graded,
+            groups,
+            samples,
+            learner_metrics,
+            update=k,
+            seconds={
+                "generate": t_gen - t0,
+                "exec": t_exec - t_gen,
+                "update": t_upd - t_exec,
+                "total": t_upd - t0,
+            },
+        )
+
+
+def make_rl_stepper(cfg: Config, policy: Any, executor: Executor) -> RLVRStepper:
+    """The RLVR half of ``gasp_plus_rl``: a stepper over the run's policy bundle (generator,
+    learner, ``sync``) and sandbox, on the problems of the ``rlvr`` config section."""
+    return RLVRStepper(
+        cfg,
+        policy.generator,
+        policy.learner,
+        executor,
+        load_rlvr_problems(cfg),
+        sync=getattr(policy, "sync", None),
+    )
+
+
+def build_samples(
+    problems: Sequence[Problem], graded: Sequence[Sequence[Graded]], groups: GroupAdvantages
+) -> list[PolicySample]:
+    """Learner samples of the kept groups.  No ``old_logprobs``: the update is on-policy (one step
+    per batch), so the ratio is taken against the current policy's detached log-probs (exactly 1)
+    rather than against sampling-time log-probs that may have been computed in another precision."""
+    samples = []
+    for problem, group, adv, kept in zip(problems, graded, groups.advantages, groups.kept):
+        if not kept:
+            continue
+        for x, a in zip(group, adv):
+            samples.append(
+                PolicySample(
+                    prompt_token_ids=list(x.completion.prompt_token_ids),
+                    completion_token_ids=list(x.completion.token_ids),
+                    advantage=a,
+                    group=f"{PHASE}|{problem.problem_id}",
+                )
+            )
+    return samples
+
+
+def student_record(
+    iteration: int, k: int, problem: Problem, group: Sequence[Graded], zero_variance: bool, kept: bool
+) -> dict[str, Any]:
+    """The students.jsonl record of one problem of one update (records.md, phase ``rlvr``)."""
+    rewards = [x.reward for x in group]
+    example = next((x for x in group if x.reward > 0), group[0] if group else None)
+    return {
+        "iteration": iteration,
+        "phase": PHASE,
+        "update": k,
+        "source_id": problem.problem_id,
+        "source_phase": PHASE,
+        "task_type": REAL_TASK_TYPE,
+        "kind": problem.kind,
+        "n": len(rewards),
+        "rewards": rewards,
+        "mean_reward": sum(rewards) / len(rewards) if rewards else 0.0,
+        "zero_variance": zero_variance,
+        "trained": kept,
+        "statuses": dict(Counter(x.status for x in group)),
+        "completion_tokens": [len(x.completion.token_ids) for x in group],
+        "example": example.completion.text[:EXAMPLE_CHARS] if example else "",
+        "example_reward": example.reward if example else None,
+    }
+
+
+def rl_metrics(
+    problems: Sequence[Problem],
+    graded: Sequence[Sequence[Graded]],
+    groups: GroupAdvantages,
+    samples: Sequence[PolicySample],
+    learner_metrics: dict[str, float],
+    update: int,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Metrics of one update (logged under ``rl`` in metrics.jsonl)."""
+    flat = [x for group in graded for x in group]
+    rewards = [x.reward for x in flat]
+    tokens = [len(x.completion.token_ids) for x in flat]
+    n_groups = len(graded)
+    return {
+        "update": update,
+        "reward_mean": sum(rewards) / len(rewards) if rewards else 0.0,
+        "n_problems": n_groups,
+        "n_completions": len(flat),
+        "problems_solved": sum(any(x.reward > 0 for x in g) for g in graded),
+        "groups_zero_variance": sum(groups.zero_variance),
+        "groups_all_pass": sum(
+            z and bool(g) and g[0].reward > 0 for z, g in zip(groups.zero_variance, graded)
+        ),
+        "groups_trained": sum(groups.kept),
+        "samples_trained": len(samples),
+        "statuses": dict(Counter(x.status for x in flat)),
+        "completion_tokens_mean": sum(tokens) / len(tokens) if tokens else 0.0,
+        "completion_tokens": sum(tokens),
+        "truncated_frac": sum(x.completion.finish_reason == "length" for x in flat) / len(flat)
+        if flat
+        else 0.0,
+        "problem_ids": [p.problem_id for p in problems],
+        "time": seconds,
+        "learner": dict(learner_metrics),
+    }
+
+
+# ---------------------------------------------------------------------------------- the run
+
+
+def run_rlvr(cfg: Config, resume: Path | None = None) -> Path:
+    """``gasp rlvr``: ``rlvr.updates`` GRPO updates, recorded in a run directory.  Returns its path.
+
+    With ``resume`` the run continues after its last committed update, from ``checkpoints/last``,
+    with the config stored in the run directory (command-line overrides are ignored then).
+    """
+    store = RunStore.open(resume) if resume is not None else RunStore.create(cfg, "rlvr")
+    if store.meta.get("command") != "rlvr":
+        store.close()
+        raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not an rlvr run")
+    cfg = store.cfg
+    start = int(store.meta.get("last_iteration", -1)) + 1
+    status = "interrupted"
+    try:
+        if start >= cfg.rlvr.updates:
+            _say(f"{store.path}: all {cfg.rlvr.updates} updates are done")
+            status = str(store.meta.get("status", "completed"))
+            return store.path
+        with _policy_and_executor(cfg) as (policy, executor):
+            stepper = make_rl_stepper(cfg, policy, executor)
+            learner = stepper.learner
+            if start > 0:
+                if not store.last_checkpoint.is_dir():
+                    raise GaspError(f"cannot resume {store.path}: no checkpoints/last (update {start - 1})")
+                learner.load(store.last_checkpoint)
+                if stepper.sync is not None:
+                    stepper.sync()
+            problems = stepper.problems
+            _say(
+                f"rlvr: {len(problems)} problems ({cfg.rlvr.problems}), updates {start}..{cfg.rlvr.updates - 1}, "
+                f"{cfg.rlvr.batch_problems} problems x {cfg.rlvr.n} completions per update -> {store.path}"
+            )
+            with _progress(cfg.rlvr.updates, start) as advance:
+                for update in range(start, cfg.rlvr.updates):
+                    m = stepper.step(update, store)
+                    store.append("metrics", metrics_record(update, m))
+                    save_checkpoints(store, learner, update, cfg.rlvr.checkpoint_every, cfg.rlvr.updates)
+                    store.commit_iteration(update)
+                    advance(update, m)
+        status = "completed"
+    finally:
+        store.close(status)
+    _say(f"rlvr finished: {store.path}")
+    return store.path
+
+
+def metrics_record(update: int, m: dict[str, Any]) -> dict[str, Any]:
+    """metrics.jsonl record of one ``gasp rlvr`` update (records.md: one per update)."""
+    return {
+        "iteration": update,
+        "mode": "rlvr",
+        "time": {"solver": m["time"]["generate"], **m["time"]},
+        "student_reward": {REAL_TASK_TYPE: m["reward_mean"], "all": m["reward_mean"]},
+        "tokens": {"student": m["completion_tokens"]},
+        "learner": m["learner"],
+        "rl": {k: v for k, v in m.items() if k not in ("learner", "time")},
+    }
+
+
+def save_checkpoints(store: RunStore, learner: Learner, update: int, every: int, total: int) -> None:
+    """``checkpoints/last`` after every update (resume state: weights, optimizer, ``state.json``),
+    written to a temporary directory and swapped in atomically; and every ``every`` updates and
+    after the last one, ``iter_NNNNNN`` for ``gasp eval``: the weights only, hard-linked from
+    ``last`` (no copy; the files stay when ``last`` is replaced), as the self-play loop does."""
+    last = store.last_checkpoint
+    tmp = last.with_name(f".{last.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    learner.save(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(tmp / STATE_FILE, json.dumps({"mode": "rlvr", "iteration": update}) + "\n")
+    replace_dir(tmp, last)
+    if (update + 1) % every == 0 or update + 1 == total:
+        keep_weights(last, store.iteration_checkpoint(update))
+
+
+def keep_weights(src: Path, dest: Path) -> None:
+    """Hard-link (or copy, across file systems) the files of checkpoint ``src`` into ``dest``,
+    leaving out resume-only state (optimizer, loop state): evaluation needs the weights only."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith(RESUME_ONLY_PREFIXES):
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+    replace_dir(tmp, dest)
+
+
+@contextmanager
+def _policy_and_executor(cfg: Config) -> Iterator[tuple[Any, Executor]]:
+    """The policy bundle and the sandbox, wired as ``gasp train`` wires them, closed on the way out."""
+    from gasp_rl.algorithms.loop import build_seams
+
+    policy, executor, _embedder = build_seams(cfg)
+    try:
+        yield policy, executor
+    finally:
+        executor.close()
+        policy.close()
+
+
+# ---------------------------------------------------------------------------------- display
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def format_update(update: int, total: int, m: dict[str, Any]) -> str:
+    """One plain log line per update (non-TTY output, and the TTY's printed history)."""
+    lm = m["learner"]
+    loss = f"loss {lm['loss']:+.4f} " if "loss" in lm else "no update (no mixed group) "
+    return (
+        f"update {update + 1}/{total} reward {m['reward_mean']:.3f} "
+        f"solved {m['problems_solved']}/{m['n_problems']} mixed {m['groups_trained']}/{m['n_problems']} "
+        f"{loss}tokens {m['completion_tokens_mean']:.0f} "
+        f"gen {m['time']['generate']:.1f}s exec {m['time']['exec']:.1f}s upd {m['time']['update']:.1f}s"
+    )
+
+
+@contextmanager
+def _progress(total: int, start: int) -> Iterator[Callable[[int, dict[str, Any]], None]]:
+    """A rich progress bar on a terminal, one plain line per update otherwise."""
+    if not sys.stdout.isatty():
+        yield lambda u, m: _say(format_update(u, total, m))
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("rlvr"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ) as bar:
+        task = bar.add_task("rlvr", total=total, completed=start, info="")
+
+        def advance(u: int, m: dict[str, Any]) -> None:
+            bar.console.print(format_update(u, total, m))
+            bar.update(task, completed=u + 1, info=f"reward {m['reward_mean']:.3f}")
+
+        yield advance
