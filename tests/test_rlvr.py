@@ -229,7 +229,12 @@ def test_step_drops_zero_variance_groups(tmp_path, executor):
     assert [s.advantage for s in batch] == pytest.approx([0.866, -0.866, 0.866, -0.866], abs=1e-3)
     assert all(s.prompt_token_ids == [7, 8, 9] and s.completion_token_ids for s in batch)
     assert m["reward_mean"] == pytest.approx(6 / 12)
-    assert m["groups_zero_variance"] == 2 and m["groups_all_pass"] == 1 and m["groups_trained"] == 1
+    assert (
+        m["groups_zero_variance"] == 2
+        and m["groups_all_pass"] == 1
+        and m["groups_trained"] == 1
+        and m["groups_mixed"] == 1
+    )
     assert m["problems_solved"] == 2 and m["samples_trained"] == 4
     assert m["statuses"] == {"passed": 6, "runtime_error": 1, "wrong_answer": 4, "no_code": 1}
 

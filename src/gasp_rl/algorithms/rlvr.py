@@ -389,6 +389,7 @@ def rl_metrics(
         "n_completions": len(flat),
         "problems_solved": sum(any(x.reward > 0 for x in g) for g in graded),
         "groups_zero_variance": sum(groups.zero_variance),
+        "groups_mixed": n_groups - sum(groups.zero_variance),
         "groups_all_pass": sum(
             z and bool(g) and g[0].reward > 0 for z, g in zip(groups.zero_variance, graded)
         ),
@@ -524,10 +525,10 @@ def _say(msg: str) -> None:
 def format_update(update: int, total: int, m: dict[str, Any]) -> str:
     """One plain log line per update (non-TTY output, and the TTY's printed history)."""
     lm = m["learner"]
-    loss = f"loss {lm['loss']:+.4f} " if "loss" in lm else "no update (no mixed group) "
+    loss = f"loss {lm['loss']:+.4f} " if "loss" in lm else "no step (no mixed group) "
     return (
         f"update {update + 1}/{total} reward {m['reward_mean']:.3f} "
-        f"solved {m['problems_solved']}/{m['n_problems']} mixed {m['groups_trained']}/{m['n_problems']} "
+        f"solved {m['problems_solved']}/{m['n_problems']} mixed {m['groups_mixed']}/{m['n_problems']} "
         f"{loss}tokens {m['completion_tokens_mean']:.0f} "
         f"gen {m['time']['generate']:.1f}s exec {m['time']['exec']:.1f}s upd {m['time']['update']:.1f}s"
     )
