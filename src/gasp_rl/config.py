@@ -233,17 +233,44 @@ class SolverVerifierConfig(_Section):
     """Sol-Ver (SPEC 9)."""
 
     iterations: int = Field(3, gt=0)
-    seed_problems: str = "builtin:humaneval-train"
-    problems_per_iteration: int = Field(8, gt=0)
+    seed_problems: str = Field(
+        "builtin:humaneval-train", description="A benchmark name (gasp_rl.eval.datasets) or a Problem .jsonl."
+    )
+    seed_problems_path: str | None = Field(None, description="Data file for a benchmark name (as eval.path).")
+    problems_per_iteration: int = Field(8, gt=0, description="New problems wanted per iteration.")
+    synthesis_oversample: int = Field(2, gt=0, description="Proposals sampled per wanted problem per round.")
+    synthesis_rounds: int = Field(2, gt=0, description="Synthesis rounds at most per iteration.")
+    synthesis_max_new_tokens: int = Field(160, gt=0)
+    dedup_threshold: float = Field(
+        0.9, gt=0, le=1, description="Cosine similarity above which a problem is a duplicate."
+    )
+    dedup_embedder: Literal["hash", "policy"] = Field(
+        "hash", description="'hash': character 3-grams; 'policy': the policy's embedder."
+    )
     m: int = Field(8, gt=1, description="Solutions and tests sampled per problem.")
-    dedup_threshold: float = Field(0.9, gt=0, le=1)
+    solution_max_new_tokens: int = Field(256, gt=0)
+    test_max_new_tokens: int = Field(64, gt=0)
+    max_asserts_per_test: int = Field(3, gt=0, description="Unit asserts kept from one verifier answer.")
+    check_cpu_time: float = Field(1.0, gt=0, description="CPU seconds per pass-matrix execution.")
+    min_trusted_solutions: int = Field(1, gt=0, description="Agreeing solutions needed to keep a problem.")
+    min_trusted_tests: int = Field(1, gt=0, description="Agreeing tests needed to keep a problem.")
+    max_sft_per_problem: int = Field(2, gt=0, description="SFT examples per role per problem at most.")
+    max_pairs_per_problem: int = Field(4, ge=0, description="DPO pairs per role per problem at most.")
     sft_lr: float = Field(1e-5, gt=0)
     sft_epochs: int = Field(1, gt=0)
+    sft_max_steps: int = Field(4, ge=0, description="SFT optimizer steps per iteration at most (0 = epochs).")
     dpo_lr: float = Field(5e-6, gt=0)
     dpo_beta: float = Field(0.1, gt=0)
     dpo_epochs: int = Field(1, gt=0)
+    dpo_max_steps: int = Field(4, ge=0, description="DPO optimizer steps per iteration at most (0 = epochs).")
     train_batch_size: int = Field(2, gt=0)
-    max_length: int = Field(512, gt=0)
+    max_length: int = Field(512, gt=0, description="Tokens of a training example (prompt + answer) at most.")
+    eval_limit: int | None = Field(
+        8, ge=0, description="Held-out problems (eval.benchmark) for the metrics; None = all, 0 = none."
+    )
+    eval_n: int = Field(1, gt=0, description="Samples per problem for pass@1 (1 = greedy).")
+    eval_test_samples: int = Field(2, gt=0, description="Generated tests per held-out problem (1 = greedy).")
+    eval_baseline: bool = Field(True, description="Also measure the model before the first iteration.")
 
 
 class RunConfig(_Section):
