@@ -205,17 +205,8 @@ def test_suite_is_large_enough():
 def test_hostile_program(ex, name, code, allowed):
     before = _my_children()
     t0 = time.monotonic()
-    # expected value "1" for the ones that pass, to check the answer is really compared
-    [v] = ex.run(
-        [
-            Job(
-                "call",
-                code=code,
-                cases=[""],
-                expected=["1"] if S.PASSED in allowed and name != "env_vars" else None,
-            )
-        ]
-    )
+    # every job is compared with 1, so a program that survives must also be right
+    [v] = ex.run([Job("call", code=code, cases=[""], expected=None if name == "env_vars" else ["1"])])
     elapsed = time.monotonic() - t0
     if name == "env_vars":
         assert v.outputs == ["[]"], v  # no secrets reach the job

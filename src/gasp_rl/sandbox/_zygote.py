@@ -440,12 +440,12 @@ def install_audit_hook(workdir, attempts):
 
 def apply_limits(limits):
     cpu = float(limits["cpu_time"])
-    hard_cpu = max(1, math.ceil(cpu))
+    hard_cpu = math.ceil(cpu) + 1  # backstop one second after the exact SIGPROF below
     mem = int(limits["memory_mb"]) * 1024 * 1024
     out = int(limits["output_bytes"])
     nofile = int(limits["open_files"])
     for res, val in (
-        (resource.RLIMIT_CPU, (hard_cpu, hard_cpu)),  # soft == hard: SIGKILL at the limit
+        (resource.RLIMIT_CPU, (hard_cpu, hard_cpu)),  # soft == hard: SIGKILL even if SIGPROF is ignored
         (resource.RLIMIT_AS, (mem, mem)),
         (resource.RLIMIT_FSIZE, (out, out)),
         (resource.RLIMIT_NOFILE, (nofile, nofile)),
@@ -723,7 +723,7 @@ def run_child(job, limits, stdin_text, workdir, want_token):
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig in (signal.SIGXCPU, signal.SIGPROF) or (
-            sig == signal.SIGKILL and cpu >= float(limits["cpu_time"]) * 0.9
+            sig == signal.SIGKILL and cpu >= float(limits["cpu_time"]) * 0.5  # the RLIMIT_CPU backstop
         ):
             return (
                 {"status": TIMEOUT, "reason": f"CPU time limit {float(limits['cpu_time']):.2f}s exceeded"},

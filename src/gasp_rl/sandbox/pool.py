@@ -142,7 +142,8 @@ class LocalExecutor:
         self.cfg = cfg or SandboxConfig()
         self.limits = limits_from_config(self.cfg)
         self.isolation = detect(self.cfg.isolation, self.cfg.seccomp)
-        n = workers or self.cfg.workers or (os.cpu_count() or 1)
+        # Two workers per core: while one zygote waits on its pipe, the other keeps the core busy.
+        n = workers or self.cfg.workers or 2 * (os.cpu_count() or 1)
         conf = {
             "tmp_root": "/tmp/gasp-jobs" if self.isolation.bwrap else _private_tmp(),
             "read_roots": python_roots(),
