@@ -25,26 +25,14 @@ log = logging.getLogger("gasp_rl")
 
 
 def build_seams(cfg: Config):
-    """(policy bundle, executor, embedder) for the config: the only place backends are chosen."""
+    """(policy bundle, executor, embedder) for the config: backends are chosen by the factory."""
+    from gasp_rl.backends.factory import build_embedder, build_policy
     from gasp_rl.sandbox import make_executor
 
-    if cfg.model.backend == "fake":
-        from gasp_rl.backends.fake import build_fake_policy
-
-        policy = build_fake_policy(cfg.run.seed)
-    else:
-        from gasp_rl.backends.factory import build_policy
-
-        policy = build_policy(cfg)
+    policy = build_policy(cfg)
     embedder = policy.embedder
-    if cfg.gasp.embedder == "hash":
-        from gasp_rl.backends.fake import HashEmbedder
-
-        embedder = HashEmbedder()
-    elif cfg.gasp.embedder != "policy":
-        from gasp_rl.backends.factory import sentence_transformer_embedder
-
-        embedder = sentence_transformer_embedder(cfg.gasp.embedder)
+    if cfg.model.backend == "fake" and cfg.gasp.embedder != "policy":
+        embedder = build_embedder(cfg)
     return policy, make_executor(cfg), embedder
 
 
@@ -104,8 +92,8 @@ def _load_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit)
     algo.load_state(state.get("algorithm", {}))
     bufs = np.load(last / "buffers.npz")
     if len(bufs["question"]):
-        kit.question_buffer.add(bufs["question"])
-        kit.code_buffer.add(bufs["code"])
+        kit.question_buffer.add(bufs["question"], normalized=True)
+        kit.code_buffer.add(bufs["code"], normalized=True)
 
 
 def _progress_line(it: int, total: int, m: dict[str, Any], dt: float, eta: float) -> str:
@@ -131,7 +119,9 @@ def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
     policy, executor, embedder = build_seams(cfg)
     loggers = _make_loggers(cfg, store.path)
     try:
-        kit = SelfPlayKit(cfg, policy.generator, policy.learner, executor, embedder)
+        kit = SelfPlayKit(
+            cfg, policy.generator, policy.learner, executor, embedder, sync=getattr(policy, "sync", None)
+        )
         algo = make_algorithm(cfg, kit)
         rl = None
         if cfg.gasp.mode == "gasp_plus_rl":

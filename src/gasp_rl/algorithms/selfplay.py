@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +136,10 @@ class SelfPlayKit:
         learner: Learner | None,
         executor: Executor,
         embedder: Embedder,
+        sync: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.sync = sync  # pushes learner weights to a separate generator (vLLM); None in-process
         self.generator = generator
         self.learner = learner
         self.executor = executor
@@ -345,7 +348,10 @@ class SelfPlayKit:
         if not samples:
             return {"skipped": 1.0}
         with self.clock.timed("update"):
-            return self.learner.update(samples)
+            metrics = self.learner.update(samples)
+            if self.sync is not None:
+                self.sync()
+            return metrics
 
 
 def reason_counts(cands: list[Candidate]) -> dict[str, int]:

@@ -48,8 +48,9 @@ class VectorBuffer:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return self._data[: self._n]
 
-    def add(self, vectors: np.ndarray) -> None:
-        v = normalize_rows(vectors)
+    def add(self, vectors: np.ndarray, normalized: bool = False) -> None:
+        """Append rows (``normalized=True`` keeps them bit-exact, e.g. when restoring a saved buffer)."""
+        v = np.asarray(vectors, dtype=np.float32) if normalized else normalize_rows(vectors)
         if self._data is None:
             self.dim = v.shape[1]
             self._data = np.zeros((max(16, len(v)), self.dim), dtype=np.float32)

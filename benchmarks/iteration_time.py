@@ -1,0 +1,49 @@
+"""Seconds per phase of one default GASP iteration on the embedded model.
+
+Runs ``gasp train`` with the default config (plus any ``key=value`` overrides given on the command
+line) for one iteration into a temporary run directory and prints the time per phase from the
+run's metrics record, and the share of the executor and the novelty filter.
+
+    python benchmarks/iteration_time.py [key=value ...]
+
+Target (issue 4): one default iteration under 60 s on a 2-core CPU; executor + novelty < 10%.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gasp_rl.algorithms.gasp import run_training
+from gasp_rl.config import load_config
+
+
+def main() -> None:
+    overrides = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(None, [f"run.dir={tmp}/run", "gasp.iterations=1", *overrides])
+        t0 = time.perf_counter()
+        run = run_training(cfg)
+        wall = time.perf_counter() - t0
+        m = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()][-1]
+    t = m["time"]
+    print(f"mode {cfg.gasp.mode}, model {cfg.model.name_or_path}")
+    print("phase seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(t.items())))
+    total = t["total"]
+    share = (t.get("exec", 0.0) + t.get("novelty", 0.0)) / total
+    print(
+        f"iteration: {total:.1f} s (process wall incl. model load {wall:.1f} s); "
+        f"executor {t.get('exec', 0.0):.2f} s + novelty {t.get('novelty', 0.0):.2f} s = {100 * share:.1f}% of it"
+    )
+    p = m["proposals"]
+    print(
+        f"proposals: {p['accepted']}/{p['attempted']} accepted; reasons {p['by_reason']}; "
+        f"tokens {m.get('tokens')}"
+    )
+
+
+if __name__ == "__main__":
+    main()
