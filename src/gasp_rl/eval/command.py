@@ -108,38 +108,34 @@ def target_of_path(model: str) -> Target:
 # ------------------------------------------------------------------------------ wiring
 
 
-def build_generator(cfg: Config, model: str) -> Generator:
-    """The policy for ``model`` (a path, model id or endpoint model name) through the backend factory."""
+def build_generator(cfg: Config, model: str) -> Any:
+    """The policy for ``model`` (a path, model id or endpoint model name) from the backend factory:
+    a :class:`~gasp_rl.seams.Generator`, or a bundle holding one as ``.generator``."""
+    from gasp_rl.backends.factory import build_policy
+
     c = cfg.model_copy(deep=True)
     c.model.name_or_path = model
-    try:
-        from gasp_rl.backends.factory import build_policy
-    except ImportError:  # the factory lands separately; the HF policy is the in-process default
-        if c.model.backend != "hf":
-            raise GaspError(f"model.backend={c.model.backend!r} needs gasp_rl.backends.factory") from None
-        from gasp_rl.backends.hf import HFPolicy
-
-        return HFPolicy.from_config(c)
     return build_policy(c)
 
 
 class LazyGenerator:
-    """Builds the real generator on first use, so a fully resumed evaluation never loads a model."""
+    """Builds the policy on first use, so a fully resumed evaluation never loads a model."""
 
-    def __init__(self, factory: Callable[[], Generator]) -> None:
+    def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
-        self._gen: Generator | None = None
+        self._policy: Any = None
 
     def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
-        if self._gen is None:
-            self._gen = self._factory()
-        return self._gen.generate(prompts, params)
+        if self._policy is None:
+            self._policy = self._factory()
+        generator: Generator = getattr(self._policy, "generator", self._policy)
+        return generator.generate(prompts, params)
 
     def close(self) -> None:
         """Drop the model (and its memory) before the next checkpoint is loaded."""
-        if self._gen is not None and hasattr(self._gen, "close"):
-            self._gen.close()
-        self._gen = None
+        if self._policy is not None and hasattr(self._policy, "close"):
+            self._policy.close()
+        self._policy = None
         gc.collect()
 
 
