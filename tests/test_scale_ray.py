@@ -120,3 +120,11 @@ def test_lost_actor_is_recreated_and_its_slice_retried(rex):
     verdicts = rex.run(jobs)
     assert [v.status for v in verdicts] == [S.PASSED] * 6
     assert rex.describe()[1]["workers"] == 1
+
+
+def test_splitting_a_node_needs_an_explicit_pool_size():
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'gasp-rl[ray]')")
+    from gasp_rl.scale.ray_executor import RayExecutor
+
+    with pytest.raises(ValueError, match="sandbox.workers"):
+        RayExecutor(SandboxConfig(backend="ray"), actors_per_node=2)

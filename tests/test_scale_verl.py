@@ -24,8 +24,7 @@ from verl.trainer.ppo import core_algos  # noqa: E402
 
 from gasp_rl.config import Config, ConfigError, SandboxConfig  # noqa: E402
 from gasp_rl.core.advantages import grpo, trr_plus_plus  # noqa: E402
-from gasp_rl.core.jobs import Job  # noqa: E402
-from gasp_rl.core.tasks import IOPair, Problem, ProgramTask  # noqa: E402
+from gasp_rl.core.tasks import Problem  # noqa: E402
 from gasp_rl.core.tasks import TestCase as IOTest  # noqa: E402
 from gasp_rl.scale import verl_adapter as va  # noqa: E402
 
@@ -254,7 +253,7 @@ def test_score_dataproto_matches_verls_reward_loop_output(executor, add_problem_
     assert list(extra["status"]) == [
         "passed",
         "wrong_answer",
-        "format_error",
+        "no_code",
         "foreign_data_source",
         "bad_ground_truth",
     ]
@@ -301,32 +300,36 @@ def test_verl_loads_our_reward_function_and_manager_from_the_config(executor, ad
         assert scores == [1.0, 0.0], name
 
 
-def test_induction_spec_and_stdin_problem(executor):
-    task = ProgramTask(
-        code="def f(x):\n    return x * 2",
-        io=[IOPair(str(i), str(2 * i)) for i in range(5)],
-        task_id="t1",
+def test_grading_is_the_evaluation_harness_grading(executor):
+    """stdin, functional and check problems graded through the adapter agree with
+    ``gasp_rl.eval.runner.grade_answers`` (the verdicts ``gasp eval`` reports)."""
+    from gasp_rl.eval.runner import grade_answers
+
+    stdin = Problem(
+        "s", "double", "stdin", public_tests=[IOTest("4\n", "8\n")], private_tests=[IOTest("0", "0")]
     )
-    spec = va.induction_spec(task.induction())
-    stdin = va.problem_spec(
-        Problem("s", "double", "stdin", public_tests=[IOTest("4\n", "8\n")], private_tests=[IOTest("0", "0")])
+    check = Problem(
+        "c",
+        'def inc(x):\n    """Add one."""\n',
+        "check",
+        entry_point="inc",
+        check_code="def check(c):\n    assert c(1) == 2",
     )
-    check = va.problem_spec(
-        Problem("c", "inc", "check", entry_point="inc", check_code="def check(c):\n    assert c(1) == 2")
-    )
+    answers = [
+        (stdin, "```python\nprint(int(input()) * 2)\n```"),
+        (stdin, "```python\nprint(int(input()) + 2)\n```"),
+        (check, "```python\ndef inc(x):\n    return x + 1\n```"),
+        (check, "    return x + 1\n"),  # a body continuation, as completion APIs answer
+        (check, "no idea"),
+    ]
     graded = va.grade_responses(
-        [
-            "```python\ndef f(x):\n    return x + x\n```",
-            "```python\ndef f(x):\n    return x ** 2\n```",
-            "```python\nprint(int(input()) * 2)\n```",
-            "```python\ndef inc(x):\n    return x + 1\n```",
-        ],
-        [spec.to_json(), spec.to_json(), stdin.to_json(), check.to_json()],
-        executor,
+        [a for _, a in answers], [va.problem_spec(p).to_json() for p, _ in answers], executor
     )
-    assert [g.score for g in graded] == [1.0, 0.0, 1.0, 1.0]
+    reference = grade_answers(executor, answers)
+    assert [g.score for g in graded] == [1.0, 0.0, 1.0, 1.0, 0.0]
+    assert [(g.score == 1.0, g.status) for g in graded] == [(r.passed, r.status) for r in reference]
+    spec = va.problem_spec(stdin)
     assert va.GradingSpec.from_json(spec.to_json()) == spec
-    assert (spec.task_type, spec.role) == ("induction", "student")
 
 
 def test_compute_score_ignores_foreign_rows():
@@ -403,5 +406,6 @@ def test_load_scale_config_overrides_and_errors(tmp_path):
 
 def test_grading_spec_rejects_garbage():
     with pytest.raises(ValueError, match="grading spec"):
-        va.GradingSpec.from_json('{"job": {"kind": "call", "bogus": 1}}')
-    assert va.GradingSpec.from_json(va.GradingSpec(Job("call")).to_json()).job.kind == "call"
+        va.GradingSpec.from_json('{"problem": {"problem_id": "x"}}')
+    with pytest.raises(ValueError, match="grading spec"):
+        va.GradingSpec.from_json("[1, 2]")

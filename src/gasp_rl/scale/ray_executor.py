@@ -50,7 +50,7 @@ def split_by_capacity(n_jobs: int, capacities: list[int]) -> list[slice]:
 class _NodePool:
     """Body of the Ray actor: a local sandbox pool on one node."""
 
-    def __init__(self, cfg: dict[str, Any], workers: int) -> None:
+    def __init__(self, cfg: dict[str, Any], workers: int | None) -> None:
         from gasp_rl.sandbox import LocalExecutor
 
         self.ex = LocalExecutor(SandboxConfig(**{**cfg, "backend": "local"}), workers=workers, quiet=True)
@@ -89,7 +89,7 @@ class RayExecutor:
     ``cfg.ray_address``: ``""`` starts a private local Ray instance (``ray_init`` kwargs such as
     ``{"num_cpus": 2}`` go to ``ray.init``), ``"auto"`` or ``"host:port"`` joins a running cluster;
     an already initialised Ray session in this process is used as is.  ``cfg.workers`` is the pool
-    size per node (0 = that node's CPU count).  ``actors_per_node`` > 1 splits a node's workers over
+    size per node (0 = the local pool's default on that node).  ``actors_per_node`` > 1 splits a node's workers over
     several actors (more parallel Ray calls; also lets one machine exercise the multi-node path).
     """
 
@@ -109,6 +109,8 @@ class RayExecutor:
         if actors_per_node < 1:
             raise ValueError("actors_per_node must be >= 1")
         self.cfg = cfg or SandboxConfig(backend="ray")
+        if actors_per_node > 1 and not self.cfg.workers:
+            raise ValueError("actors_per_node > 1 needs an explicit sandbox.workers to share")
         self._ray = ray
         self._owns_ray = False
         if not ray.is_initialized():
@@ -130,10 +132,10 @@ class RayExecutor:
             cpus = int(node.get("Resources", {}).get("CPU", 0))
             if not node.get("Alive") or cpus <= 0:
                 continue
-            per_node = self.cfg.workers or cpus
+            per_node = self.cfg.workers
             for k in range(actors_per_node):
                 share = per_node // actors_per_node + (1 if k < per_node % actors_per_node else 0)
-                self._slots.append(self._spawn(node["NodeID"], max(1, share)))
+                self._slots.append(self._spawn(node["NodeID"], max(1, share) if per_node else None))
         if not self._slots:
             raise BackendUnavailable("the Ray cluster has no alive node with CPUs")
         self._closed = False
@@ -191,14 +193,17 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ internals
 
-    def _spawn(self, node_id: str, workers: int) -> _Slot:
+    def _spawn(self, node_id: str, workers: int | None) -> _Slot:
+        """A pool actor pinned to ``node_id``; ``workers=None`` lets the pool size itself to that
+        node as the local pool does on its own machine.  Its real size weights the batch split."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         actor = self._actor_cls.options(
             num_cpus=0,  # the pool's own processes use the cores; the actor only relays
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
         ).remote(self._cfg_dict, workers)
-        return _Slot(node_id=node_id, workers=workers, actor=actor)
+        size = int(self._ray.get(actor.describe.remote())["workers"])
+        return _Slot(node_id=node_id, workers=size, actor=actor)
 
     def _fan_out(self, method: str, jobs: list[Job], failed: Any) -> list[Any]:
         if self._closed:

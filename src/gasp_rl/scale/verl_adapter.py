@@ -28,7 +28,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,9 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gasp_rl.config import Config, ConfigError, SandboxConfig, apply_overrides
 from gasp_rl.core.advantages import group_normalize
-from gasp_rl.core.jobs import Job, Limits, Status, Verdict
-from gasp_rl.core.parsing import extract_code
-from gasp_rl.core.tasks import InductionView, Problem
+from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import BackendUnavailable, GaspError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -162,35 +160,32 @@ def register_verl_estimators() -> str:
 
 @dataclass
 class GradingSpec:
-    """How to grade one response: a sandbox :class:`Job` template plus where the answer goes.
+    """What verl stores as ``reward_model.ground_truth`` for one prompt: the real-data problem
+    (with all its public and private tests) and the TRR++ group its samples belong to.
 
-    Serialised to JSON as verl's ``reward_model.ground_truth``.  ``answer="code"``: the code
-    extracted from the response (:func:`gasp_rl.core.parsing.extract_code`) becomes ``job.code``,
-    prefixed by ``prefix`` (e.g. imports the prompt provides).  ``task_type`` / ``role`` name the
-    TRR++ group the sample belongs to.
+    Grading goes through :func:`gasp_rl.eval.runner.grade_answers`, the evaluation harness's own
+    program assembly and sandbox job, so a reward computed inside verl and a ``gasp eval`` verdict
+    never disagree.  (Self-play student and teacher rewards never pass through verl's reward
+    machinery: the gasp-rl loop computes them and hands advantages to the learner.)
     """
 
-    job: Job
-    answer: Literal["code"] = "code"
-    prefix: str = ""
+    problem: Problem
     task_type: str = "real"
     role: str = "student"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        return json.dumps(
+            {"problem": self.problem.to_dict(), "task_type": self.task_type, "role": self.role},
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> GradingSpec:
         """Parse a ground truth; raises ``ValueError`` with a one-line reason when malformed."""
         try:
             d = json.loads(text)
-            job = dict(d["job"])
-            if job.get("limits") is not None:
-                job["limits"] = Limits(**job["limits"])
             return cls(
-                job=Job(**job),
-                answer=d.get("answer", "code"),
-                prefix=str(d.get("prefix", "")),
+                problem=Problem.from_dict(dict(d["problem"])),
                 task_type=str(d.get("task_type", "real")),
                 role=str(d.get("role", "student")),
             )
@@ -200,33 +195,7 @@ class GradingSpec:
 
 def problem_spec(problem: Problem) -> GradingSpec:
     """The grading spec of a real-data problem: all public and private tests must pass (SPEC 2)."""
-    tests = problem.all_tests
-    if problem.kind == "stdin":
-        job = Job("stdin", cases=[t.input for t in tests], expected=[t.output for t in tests])
-    elif problem.kind == "functional":
-        job = Job(
-            "call",
-            cases=[t.input for t in tests],
-            expected=[t.output for t in tests],
-            entry_point=problem.entry_point,
-        )
-    else:
-        job = Job("check", test_code=problem.check_code, entry_point=problem.entry_point)
-    job.id = problem.problem_id
-    return GradingSpec(job=job)
-
-
-def induction_spec(view: InductionView, role: str = "student") -> GradingSpec:
-    """The grading spec of an induction question: the written ``f`` must reproduce every pair."""
-    pairs = [*view.public, *view.private]
-    job = Job(
-        "call",
-        cases=[p.args for p in pairs],
-        expected=[p.output for p in pairs],
-        entry_point=view.entry_point,
-        id=view.task_id,
-    )
-    return GradingSpec(job=job, task_type="induction", role=role)
+    return GradingSpec(problem=problem)
 
 
 @dataclass
@@ -236,7 +205,6 @@ class Graded:
     score: float
     status: str
     reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_verl(self) -> dict[str, Any]:
         """verl's dict form: ``score`` is the reward; every key becomes a logged column.  The key
@@ -244,26 +212,20 @@ class Graded:
         return {"score": self.score, "acc": float(self.score > 0), "status": self.status}
 
 
-def answer_job(spec: GradingSpec, response: str) -> Job | Graded:
-    """The job that grades ``response``, or a zero reward with the reason it cannot be graded."""
-    code = extract_code(response)
-    if code is None:
-        return Graded(0.0, "format_error", "no code in the response")
-    return replace(spec.job, code=f"{spec.prefix}\n{code}" if spec.prefix else code)
-
-
 def grade_responses(
     responses: Sequence[str], ground_truths: Sequence[str], executor: Executor
 ) -> list[Graded]:
-    """Grade many responses with ONE ``executor.run`` call (the sandbox pool runs them in parallel).
+    """Grade many responses with ONE executor batch (the sandbox pool runs them in parallel).
 
-    Reward 1 when the job passes, else 0 (SPEC 3: format errors are wrong answers).  A malformed
-    ground truth is a 0 with the reason recorded, never an exception in verl's reward worker.
+    Reward 1 when the answer passes every test, else 0 (format errors are wrong answers).  A
+    malformed ground truth is a 0 with the reason recorded, never an exception in verl's worker.
     """
+    from gasp_rl.eval.runner import grade_answers
+
     if len(responses) != len(ground_truths):
         raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
     out: list[Graded | None] = [None] * len(responses)
-    jobs: list[Job] = []
+    items: list[tuple[Problem, str]] = []
     where: list[int] = []
     for i, (resp, gt) in enumerate(zip(responses, ground_truths)):
         try:
@@ -271,15 +233,10 @@ def grade_responses(
         except ValueError as e:
             out[i] = Graded(0.0, "bad_ground_truth", str(e))
             continue
-        job = answer_job(spec, resp)
-        if isinstance(job, Graded):
-            out[i] = job
-        else:
-            jobs.append(job)
-            where.append(i)
-    verdicts: list[Verdict] = executor.run(jobs) if jobs else []
-    for i, v in zip(where, verdicts):
-        out[i] = Graded(1.0 if v.status == Status.PASSED else 0.0, v.status.value, v.reason)
+        items.append((spec.problem, resp))
+        where.append(i)
+    for i, g in zip(where, grade_answers(executor, items) if items else []):
+        out[i] = Graded(1.0 if g.passed else 0.0, g.status, g.reason)
     return [g for g in out if g is not None]
 
 
