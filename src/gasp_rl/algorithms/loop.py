@@ -105,6 +105,48 @@ def _progress_line(it: int, total: int, m: dict[str, Any], dt: float, eta: float
     )
 
 
+class _Display:
+    """A rich progress bar (iteration, phase, ETA) on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int, start: int) -> None:
+        self.tty = sys.stderr.isatty()
+        self.progress = None
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[phase]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("iterations", total=total, completed=start, phase="")
+
+    def iteration(self, it: int) -> None:
+        if self.progress is None:
+            log.info("iteration %d: started", it + 1)
+
+    def phase(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, phase=name)
+        else:
+            log.info("  phase %s", name)
+
+    def done(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(line)
+            self.progress.advance(self.task)
+        else:
+            log.info(line)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if resume is not None:
@@ -118,6 +160,7 @@ def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
         return store.path
     policy, executor, embedder = build_seams(cfg)
     loggers = _make_loggers(cfg, store.path)
+    display: _Display | None = None
     try:
         kit = SelfPlayKit(
             cfg, policy.generator, policy.learner, executor, embedder, sync=getattr(policy, "sync", None)
@@ -138,7 +181,10 @@ def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
             getattr(executor, "isolation", None) and executor.isolation.describe(),
         )
         t_run = time.perf_counter()
+        display = _Display(cfg.gasp.iterations, start)
+        kit.clock.on_phase = display.phase
         for it in range(start, cfg.gasp.iterations):
+            display.iteration(it)
             kit.clock.seconds.clear()
             t0 = time.perf_counter()
             metrics: dict[str, Any] = {"iteration": it, "mode": cfg.gasp.mode}
@@ -159,14 +205,15 @@ def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
             done = it + 1 - start
             elapsed = time.perf_counter() - t_run
             eta = elapsed / done * (cfg.gasp.iterations - it - 1)
-            line = _progress_line(it, cfg.gasp.iterations, metrics, metrics["time"]["total"], eta)
-            print(line, file=sys.stderr if not sys.stdout.isatty() else sys.stdout, flush=True)
+            display.done(_progress_line(it, cfg.gasp.iterations, metrics, metrics["time"]["total"], eta))
         store.close(status="completed")
         return store.path
     except BaseException:
         store.close(status="interrupted")
         raise
     finally:
+        if display is not None:
+            display.close()
         for lg in loggers:
             lg.close()
         executor.close()

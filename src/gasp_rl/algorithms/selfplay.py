@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,24 +107,28 @@ def question_text(task: ProgramTask, n_shown: int) -> str:
 
 @dataclass
 class PhaseClock:
-    """Seconds per phase within one iteration (for metrics and the iteration benchmark)."""
+    """Seconds per phase within one iteration (for metrics and the iteration benchmark).
+
+    ``on_phase`` (if set) is told each top-level phase as it starts: the progress display."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    on_phase: Callable[[str], None] | None = None
 
     def add(self, name: str, dt: float) -> None:
         self.seconds[name] += dt
 
-    def timed(self, name: str):
-        clock = self
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        if self.on_phase is not None and name in PHASES:
+            self.on_phase(name)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
 
-        class _T:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
 
-            def __exit__(self, *exc):
-                clock.add(name, time.perf_counter() - self.t0)
-
-        return _T()
+PHASES = ("lemma", "lift", "solver", "propose", "rl", "checkpoint")
 
 
 class SelfPlayKit:
