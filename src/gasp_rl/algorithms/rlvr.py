@@ -307,15 +307,17 @@ class RLVRStepper:
         )
 
 
-def make_rl_stepper(cfg: Config, policy: Any, executor: Executor) -> RLVRStepper:
+def make_rl_stepper(
+    cfg: Config, policy: Any, executor: Executor, problems: Sequence[Problem] | None = None
+) -> RLVRStepper:
     """The RLVR half of ``gasp_plus_rl``: a stepper over the run's policy bundle (generator,
-    learner, ``sync``) and sandbox, on the problems of the ``rlvr`` config section."""
+    learner, ``sync``) and sandbox, on ``problems`` (default: those of the ``rlvr`` config section)."""
     return RLVRStepper(
         cfg,
         policy.generator,
         policy.learner,
         executor,
-        load_rlvr_problems(cfg),
+        load_rlvr_problems(cfg) if problems is None else problems,
         sync=getattr(policy, "sync", None),
     )
 
@@ -416,11 +418,16 @@ def run_rlvr(cfg: Config, resume: Path | None = None) -> Path:
     With ``resume`` the run continues after its last committed update, from ``checkpoints/last``,
     with the config stored in the run directory (command-line overrides are ignored then).
     """
-    store = RunStore.open(resume) if resume is not None else RunStore.create(cfg, "rlvr")
-    if store.meta.get("command") != "rlvr":
-        store.close()
-        raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not an rlvr run")
-    cfg = store.cfg
+    if resume is not None:
+        store = RunStore.open(resume)
+        if store.meta.get("command") != "rlvr":
+            store.close()
+            raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not an rlvr run")
+        cfg = store.cfg
+    # bad data fails here, before a run directory is made or a model is loaded
+    problems = load_rlvr_problems(cfg)
+    if resume is None:
+        store = RunStore.create(cfg, "rlvr")
     start = int(store.meta.get("last_iteration", -1)) + 1
     status = "interrupted"
     try:
@@ -429,7 +436,7 @@ def run_rlvr(cfg: Config, resume: Path | None = None) -> Path:
             status = str(store.meta.get("status", "completed"))
             return store.path
         with _policy_and_executor(cfg) as (policy, executor):
-            stepper = make_rl_stepper(cfg, policy, executor)
+            stepper = make_rl_stepper(cfg, policy, executor, problems)
             learner = stepper.learner
             if start > 0:
                 if not store.last_checkpoint.is_dir():
@@ -437,7 +444,6 @@ def run_rlvr(cfg: Config, resume: Path | None = None) -> Path:
                 learner.load(store.last_checkpoint)
                 if stepper.sync is not None:
                     stepper.sync()
-            problems = stepper.problems
             _say(
                 f"rlvr: {len(problems)} problems ({cfg.rlvr.problems}), updates {start}..{cfg.rlvr.updates - 1}, "
                 f"{cfg.rlvr.batch_problems} problems x {cfg.rlvr.n} completions per update -> {store.path}"
