@@ -370,6 +370,7 @@ def tiny_model():
     return LlamaForCausalLM(cfg).eval(), tok
 
 
+@pytest.mark.slow
 def test_one_iteration_end_to_end(executor, heldout, tiny_model, tmp_path: Path) -> None:
     import torch
 
@@ -407,3 +408,67 @@ def test_one_iteration_end_to_end(executor, heldout, tiny_model, tmp_path: Path)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "SFT/DPO did not change the weights"
     assert not model.training and "forward" not in model.__dict__  # given back ready to generate
+
+
+@pytest.mark.slow
+def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkeypatch) -> None:
+    """``run_solver_verifier`` writes the run layout, checkpoints every iteration, and a run cut
+    after its first iteration resumes at the second from ``checkpoints/last``."""
+    import json
+
+    import torch
+
+    from gasp_rl.backends import factory
+    from gasp_rl.backends.hf import HFPolicy
+    from gasp_rl.config import load_config
+
+    model, tok = tiny_model
+    policy = HFPolicy(model, tok, torch.device("cpu"))
+    bundle = factory.PolicyBundle(
+        generator=ProblemAwareGenerator(_script()), learner=policy, embedder=HashingEmbedder(), tokenizer=tok
+    )
+    monkeypatch.setattr(factory, "build_policy", lambda cfg: bundle)
+    cfg = load_config(
+        overrides=[
+            f"run.dir={tmp_path / 'run'}",
+            "solver_verifier.iterations=2",
+            "solver_verifier.problems_per_iteration=1",
+            "solver_verifier.m=4",
+            "solver_verifier.sft_max_steps=1",
+            "solver_verifier.dpo_max_steps=1",
+            "solver_verifier.eval_limit=1",
+            "trainer.bf16_autocast=false",
+        ]
+    )
+    real_iteration = sv.SolVer.iteration
+    calls: list[int] = []
+
+    def cut_after_first(self, it, store=None):
+        calls.append(it)
+        if it == 1 and calls.count(1) == 1:
+            raise KeyboardInterrupt
+        return real_iteration(self, it, store)
+
+    monkeypatch.setattr(sv.SolVer, "iteration", cut_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        sv.run_solver_verifier(cfg)
+    run = tmp_path / "run"
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["last_iteration"] == 0 and "base_eval" in meta
+    assert (run / "checkpoints" / "iter_000000" / "model.safetensors").is_file()
+    assert json.loads((run / "checkpoints" / "last" / "state.json").read_text())["iteration"] == 0
+
+    assert sv.run_solver_verifier(cfg, resume=run) == run
+    assert calls == [0, 1, 1]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["last_iteration"] == 1
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == [0, 1]
+    assert metrics[1]["sft"]["steps"] == 1 and metrics[1]["dpo"]["steps"] == 1
+    # iteration 1 re-proposed iteration 0's problem: the resumed run still knew it
+    assert metrics[1]["synthesis"]["by_reason"] == {"duplicate": 1, "accepted": 1}
+    proposals = [json.loads(line) for line in (run / "proposals.jsonl").read_text().splitlines()]
+    assert sorted({p["iteration"] for p in proposals}) == [0, 1]
+    assert (run / "checkpoints" / "iter_000001" / "model.safetensors").is_file()
+    assert (run / "eval" / "base__humaneval-heldout.json").is_file()
+    assert (run / "eval" / "iter_000001__humaneval-heldout.json").is_file()
