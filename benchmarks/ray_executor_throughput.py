@@ -41,20 +41,16 @@ def _humaneval_jobs() -> list[Job]:
 
 
 def tiny_jobs(n: int) -> list[Job]:
+    """Many short jobs, the shape of student grading; all of them pass."""
     code = "def f(xs, k):\n    return sorted(xs)[:k]"
-    return [Job("call", code=code, cases=[f"[{i}, 3, 1, 2], 2"], expected=["[1, 2]"]) for i in range(n)]
+    return [Job("call", code=code, cases=[f"[{i + 2}, 3, 1, 2], 2"], expected=["[1, 2]"]) for i in range(n)]
 
 
-def best_rate(ex: Executor, jobs: list[Job], repeat: int) -> tuple[float, int]:
-    """(programs per second of the fastest of ``repeat`` runs, jobs passed)."""
-    best = float("inf")
-    passed = 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        verdicts = ex.run(jobs)
-        best = min(best, time.perf_counter() - t0)
-        passed = sum(v.passed for v in verdicts)
-    return len(jobs) / best, passed
+def timed(ex: Executor, jobs: list[Job]) -> tuple[float, int]:
+    """(seconds for one batch, jobs passed)."""
+    t0 = time.perf_counter()
+    verdicts = ex.run(jobs)
+    return time.perf_counter() - t0, sum(v.passed for v in verdicts)
 
 
 def main() -> None:
@@ -64,29 +60,37 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    suites = {"humaneval-164": _humaneval_jobs(), "tiny-call-512": tiny_jobs(512)}
-    cfg = SandboxConfig(workers=args.workers, cpu_time=3.0)
-
-    results: dict[str, dict[str, tuple[float, int]]] = {}
-    with LocalExecutor(cfg, quiet=True) as local:
-        local.run(suites["tiny-call-512"][:8])  # warm the pool
-        results["local"] = {name: best_rate(local, jobs, args.repeat) for name, jobs in suites.items()}
-
     from gasp_rl.scale.ray_executor import RayExecutor
 
-    t0 = time.perf_counter()
-    ray_cfg = cfg.model_copy(update={"backend": "ray"})
-    with RayExecutor(ray_cfg, actors_per_node=args.actors, ray_init={"num_cpus": args.workers}) as rex:
-        rex.run(suites["tiny-call-512"][:8])
-        startup = time.perf_counter() - t0
-        results["ray"] = {name: best_rate(rex, jobs, args.repeat) for name, jobs in suites.items()}
+    suites = {"humaneval-164": _humaneval_jobs(), "tiny-call-512": tiny_jobs(512)}
+    cfg = SandboxConfig(workers=args.workers, cpu_time=3.0)
+    warm = suites["tiny-call-512"][:8]
+    with LocalExecutor(cfg, quiet=True) as local:
+        local.run(warm)
+        t0 = time.perf_counter()
+        ray_cfg = cfg.model_copy(update={"backend": "ray"})
+        with RayExecutor(ray_cfg, actors_per_node=args.actors, ray_init={"num_cpus": args.workers}) as rex:
+            rex.run(warm)
+            startup = time.perf_counter() - t0
+            pools: dict[str, Executor] = {"local": local, "ray": rex}
+            best = {(p, s): float("inf") for p in pools for s in suites}
+            passed: dict[tuple[str, str], int] = {}
+            for _ in range(args.repeat):  # interleaved, so load from elsewhere hits both alike
+                for s, jobs in suites.items():
+                    for p, ex in pools.items():
+                        dt, ok = timed(ex, jobs)
+                        best[p, s] = min(best[p, s], dt)
+                        passed[p, s] = ok
 
-    print(f"workers={args.workers} ray_actors={args.actors} repeat={args.repeat} (best of)")
+    print(f"workers={args.workers} ray_actors={args.actors} repeat={args.repeat} (best of, interleaved)")
     print(f"ray start-up (init + actors + first batch): {startup:.2f} s")
-    print(f"{'suite':<16}{'local prog/s':>14}{'ray prog/s':>12}{'ray/local':>11}{'passed l/r':>14}")
-    for name in suites:
-        (lr, lp), (rr, rp) = results["local"][name], results["ray"][name]
-        print(f"{name:<16}{lr:>14.1f}{rr:>12.1f}{rr / lr:>11.2f}{f'{lp}/{rp}':>14}")
+    print(
+        f"{'suite':<16}{'jobs':>6}{'local prog/s':>14}{'ray prog/s':>12}{'ray/local':>11}{'passed local/ray':>18}"
+    )
+    for s, jobs in suites.items():
+        lr, rr = len(jobs) / best["local", s], len(jobs) / best["ray", s]
+        ok = f"{passed['local', s]}/{passed['ray', s]}"
+        print(f"{s:<16}{len(jobs):>6}{lr:>14.1f}{rr:>12.1f}{rr / lr:>11.2f}{ok:>18}")
 
 
 if __name__ == "__main__":
