@@ -96,12 +96,13 @@ def test_prompt_longer_than_the_context_window(policy) -> None:  # type: ignore[
 
 
 def test_max_new_tokens_is_capped_by_the_room_left(policy) -> None:  # type: ignore[no-untyped-def]
-    chat = [{"role": "user", "content": "count: " + "1 2 3 " * 70}]
-    n_prompt = len(policy.encode_chat(chat))
-    room = policy.context_window - n_prompt
-    assert 0 < room < 40
-    out = policy.generate([chat], SamplingParams(n=1, temperature=0.0, max_new_tokens=200))[0][0]
-    assert len(out.token_ids) <= room
+    ids = policy.encode_chat(CHAT)
+    room = 10
+    prompt = ids[:1] * (policy.context_window - room - len(ids)) + ids
+    out = policy.generate_from_ids([prompt], SamplingParams(n=1, temperature=0.0, max_new_tokens=200))[0][0]
+    assert 1 <= len(out.token_ids) <= room
+    if out.finish_reason == "length":
+        assert len(out.token_ids) == room
 
 
 def test_batch_chunks_and_several_prompts_keep_order(policy) -> None:  # type: ignore[no-untyped-def]
@@ -123,3 +124,19 @@ def test_policy_embedder(policy) -> None:  # type: ignore[no-untyped-def]
     assert float(v[0] @ v[1]) == pytest.approx(1.0, abs=1e-5)
     assert float(v[0] @ v[2]) < 0.99
     assert emb.embed([]).shape == (0, policy.model.config.hidden_size)
+
+
+def test_policy_embedding_does_not_depend_on_batch_or_padding_side(policy) -> None:  # type: ignore[no-untyped-def]
+    from gasp_rl.backends.embedder import PolicyEmbedder
+
+    emb = PolicyEmbedder(policy.model, policy.tokenizer)
+    short = "def g(y): return y"
+    alone = emb.embed([short])[0]
+    side = policy.tokenizer.padding_side
+    try:
+        for padding_side in ("left", "right"):
+            policy.tokenizer.padding_side = padding_side
+            batched = emb.embed([short, "def h(z):\n    return [i * i for i in range(z) if i % 3]"])[0]
+            assert np.allclose(alone, batched, atol=1e-4)
+    finally:
+        policy.tokenizer.padding_side = side

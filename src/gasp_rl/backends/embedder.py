@@ -54,10 +54,13 @@ class PolicyEmbedder:
                     padding=True,
                     return_tensors="pt",
                 ).to(device)
+                attn = enc["attention_mask"]
+                # explicit positions: the same text embeds the same whatever the padding side
+                positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
                 hidden = body(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+                    input_ids=enc["input_ids"], attention_mask=attn, position_ids=positions
                 ).last_hidden_state
-                mask = enc["attention_mask"][:, :, None].to(hidden.dtype)
+                mask = attn[:, :, None].to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
                 rows.append(pooled.float().cpu().numpy())
         if not rows:

@@ -194,7 +194,6 @@ class HFPolicy:
         self._reference: Any = None
         self.steps = 0
         self._warned_no_template = False
-        torch.manual_seed(seed)
 
     @classmethod
     def from_config(cls, cfg: Config) -> HFPolicy:
@@ -493,7 +492,11 @@ class HFPolicy:
                     [samples[i] for i in chunk_idx], [weights[i] for i in chunk_idx], reference, sums
                 )
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            if torch.isfinite(grad_norm):
+                optimizer.step()
+            else:  # one bad batch must not poison the weights
+                log.warning("non-finite gradient norm %s: update skipped", float(grad_norm))
+                metrics["nonfinite_grad"] = 1.0
         finally:
             optimizer.zero_grad(set_to_none=True)
             self.model.eval()
