@@ -70,3 +70,13 @@ def test_cli_help_lists_commands_and_config_errors_are_one_line():
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["config", "gasp.iterations=3"])
     assert res.exit_code == 0 and "iterations: 3" in res.output
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 8
+    for p in configs:
+        cfg = load_config(p)
+        assert cfg.gasp.mode in p.stem or p.stem.startswith("gasp_")

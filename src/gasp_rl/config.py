@@ -56,7 +56,9 @@ class GenerationConfig(_Section):
 
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(256, gt=0)
+    max_new_tokens: int = Field(
+        192, gt=0, description="Completion budget of teacher and student rollouts (CPU demo: 192)."
+    )
     batch_size: int = Field(32, gt=0, description="Sequences generated together by the HF backend.")
     bf16_autocast: bool = Field(
         False,
@@ -88,7 +90,7 @@ class SandboxConfig(_Section):
     ray_address: str = Field(
         "", description="backend=ray: '' starts a local Ray instance, 'auto' joins the running cluster."
     )
-    workers: int = Field(0, ge=0, description="0 = one per CPU core (per node with backend=ray).")
+    workers: int = Field(0, ge=0, description="0 = two per CPU core (per node with backend=ray).")
     cpu_time: float = Field(2.0, gt=0, description="CPU seconds per job.")
     wall_time: float = Field(0.0, ge=0, description="Wall seconds per job; 0 = 3 x cpu_time + 1.")
     memory_mb: int = Field(1024, gt=0, description="Address-space limit per job.")
@@ -113,11 +115,17 @@ class GaspConfig(_Section):
     """Guided asymmetric self-play (SPEC 3-5) and its ablations."""
 
     mode: Mode = "gasp"
-    iterations: int = Field(2, gt=0, description="Global iterations (the paper ran ~50; the CPU demo runs 2).")
+    iterations: int = Field(
+        2, gt=0, description="Global iterations (the paper ran ~50; the CPU demo runs 2)."
+    )
     goalposts: str = Field("builtin:humaneval-demo", description="Goalpost file, or builtin:humaneval-demo.")
     lemmas_per_step: int = Field(4, gt=0, description="Proposals sampled per rejection-sampling step.")
-    min_accepted: int = Field(2, ge=0, description="Accepted proposals that end a phase's rejection sampling.")
-    max_attempts: int = Field(2, gt=0, description="Rejection-sampling steps per phase at most.")
+    min_accepted: int = Field(
+        2, ge=0, description="Accepted proposals that end a phase's rejection sampling."
+    )
+    max_attempts: int = Field(
+        1, gt=0, description="Rejection-sampling steps per phase at most (CPU demo: 1)."
+    )
     n_student: int = Field(4, gt=0, description="Student attempts used to estimate a pass rate p (paper: 8).")
     lemma_band: tuple[float, float] = (0.1, 0.9)
     lift_band: tuple[float, float] = (0.0625, 0.75)
@@ -180,7 +188,9 @@ class RlvrConfig(_Section):
     )
     max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(1.0, ge=0)
-    checkpoint_every: int = Field(50, gt=0, description="Keep checkpoints/iter_NNNNNN every this many updates.")
+    checkpoint_every: int = Field(
+        50, gt=0, description="Keep checkpoints/iter_NNNNNN every this many updates."
+    )
 
 
 class EvalConfig(_Section):
@@ -200,7 +210,9 @@ class EvalConfig(_Section):
     select_by: Literal["pass@1", "pass@k"] = Field(
         "pass@1", description="Checkpoint selection: best pass@1, or best pass@k for the largest k in ks."
     )
-    include_base: bool = Field(True, description="gasp eval --run: also evaluate the base model (iteration 0).")
+    include_base: bool = Field(
+        True, description="gasp eval --run: also evaluate the base model (iteration 0)."
+    )
     top_p: float = Field(1.0, gt=0, le=1)
     test_cpu_time: float = Field(
         6.0, gt=0, description="CPU seconds per LiveCodeBench test (its own harness allows 6 s)."
