@@ -1,0 +1,36 @@
+"""`gasp train` end to end on the real embedded SmolLM2 model (one short iteration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gasp_rl.algorithms.gasp import run_training
+from gasp_rl.config import load_config
+from gasp_rl.runs import read_records
+
+
+@pytest.mark.slow
+def test_gasp_train_one_iteration_on_the_embedded_model(tmp_path):
+    cfg = load_config(
+        None,
+        [
+            f"run.dir={tmp_path}/run",
+            "gasp.iterations=1",
+            "gasp.lemmas_per_step=2",
+            "generation.max_new_tokens=96",
+            "gasp.n_student=2",
+            "gasp.solver_samples=2",
+        ],
+    )
+    run = run_training(cfg)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["last_iteration"] == 0
+    props = list(read_records(run / "proposals.jsonl"))
+    assert len(props) >= 2 and all(p["raw"] for p in props)
+    assert all(p["accepted"] or p["rejection_reason"] for p in props)
+    [m] = list(read_records(run / "metrics.jsonl"))
+    assert m["time"]["lemma"] > 0 and m["tokens"]["teacher"] > 0
+    assert (run / "checkpoints" / "last" / "model.safetensors").exists()
+    assert (run / "checkpoints" / "iter_000000" / "model.safetensors").exists()
