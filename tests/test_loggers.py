@@ -32,6 +32,10 @@ def _record(it: int) -> dict[str, Any]:
         "pass_rate_hist": {"lemma": [0, 2, 1, 0, 0, 0, 0, 0, 0, 1], "lift": [0] * 10, "bad": ["x"]},
         "buffer_dissimilarity": {"question": 0.25, "code": None},
         "learner": {"loss": 0.1, "finite": True},
+        "rl": [
+            {"reward_mean": 0.25, "problem_ids": ["a"], "learner": {"loss": 1.0}},
+            {"reward_mean": 0.75, "problem_ids": ["b"], "learner": {"loss": 3.0}},
+        ],
     }
 
 
@@ -48,6 +52,8 @@ def test_flatten_metrics_keeps_numeric_leaves_as_slash_keys() -> None:
         "buffer_dissimilarity/question": 0.25,
         "learner/loss": 0.1,
         "learner/finite": 1.0,
+        "rl/reward_mean": 0.5,  # several RL updates in one iteration: their mean
+        "rl/learner/loss": 2.0,
     }
 
 

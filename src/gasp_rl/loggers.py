@@ -8,7 +8,8 @@ the same records, selected by ``run.tensorboard`` / ``run.wandb``.  The training
     for lg in loggers:
         lg.log(record, step=record["iteration"])
 
-Nested records are flattened into ``"a/b"`` scalar keys (``teacher_reward/lemma``); the
+Nested records are flattened into ``"a/b"`` scalar keys (``teacher_reward/lemma``), a list of
+per-update records (``rl``) into their means; the
 per-phase pass-rate histograms (``pass_rate_hist``) become real histograms.  W&B defaults to
 offline mode, which writes under ``RUN/wandb`` and needs no network (``wandb sync`` uploads later).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,7 +54,21 @@ def flatten_metrics(record: Mapping[str, Any], prefix: str = "", sep: str = "/")
             out.update(flatten_metrics(value, name, sep))
         elif isinstance(value, (int, float)):  # bool is an int: True -> 1.0
             out[name] = float(value)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            out.update({f"{name}{sep}{k}": v for k, v in mean_of_records(value, sep).items()})
     return out
+
+
+def mean_of_records(items: Sequence[Mapping[str, Any]], sep: str = "/") -> dict[str, float]:
+    """Numeric leaves averaged over several records, e.g. the RL updates of one GASP + RL
+    iteration (``rl: [{...}, {...}]``), which a scalar view shows as one point per iteration."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for item in items:
+        for key, value in flatten_metrics(item, sep=sep).items():
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+    return {key: sums[key] / counts[key] for key in sums}
 
 
 def histogram_counts(record: Mapping[str, Any]) -> dict[str, list[int]]:

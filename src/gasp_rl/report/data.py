@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from gasp_rl.errors import GaspError
+from gasp_rl.loggers import mean_of_records
 
 _ITER_RE = re.compile(r"(\d+)\s*$")
 
@@ -269,6 +270,9 @@ def load_run(path: Path) -> RunData:
         if bad:
             notes.append(f"{stream}.jsonl: {bad} malformed line(s) skipped")
     run.metrics.sort(key=lambda r: as_float(r.get("iteration")) or 0.0)
+    for rec in run.metrics:  # GASP + RL: several RL updates per iteration -> their means
+        if isinstance(rec.get("rl"), list):
+            rec["rl"] = mean_of_records([u for u in rec["rl"] if isinstance(u, dict)])
     for p in sorted((path / "eval").glob("*__*.json")):  # not selection.json
         data = _load_json(p, notes, "evaluation file")
         if data is None:

@@ -92,6 +92,10 @@ def finish_axes(ax: Axes, xlabel: str, ylabel: str, integer_y: bool = False) -> 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    lo, hi = ax.get_xlim()
+    if hi - lo < 2:  # one iteration so far: a readable window around it, not +-0.04
+        mid = round((lo + hi) / 2)
+        ax.set_xlim(mid - 1, mid + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if integer_y:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -158,7 +162,8 @@ def _per_run_figure(
     n = len(runs)
     ncols = min(n, 3)
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows), layout="constrained")
+    width = 6.4 if n == 1 else 4.6  # one run: the same scale as the single-axes figures
+    fig = Figure(figsize=(width * ncols, 3.4 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     drawn = 0
     for ax, run in zip(axes, runs):
@@ -253,7 +258,7 @@ def outcome_counts(run: RunData) -> dict[float, Counter[str]]:
             if c:
                 per_it[it][str(reason)] += int(c)
         acc = as_float(dig(rec, "proposals", "accepted"))
-        if acc:
+        if acc and "accepted" not in by_reason:
             per_it[it]["accepted"] += int(acc)
     return per_it
 
