@@ -244,19 +244,17 @@ def select_checkpoint(summaries: list[dict[str, Any]], select_by: str) -> dict[s
 
 
 def summary_table(summaries: list[dict[str, Any]], title: str) -> Table:
-    """The rich table printed after an evaluation (one row per checkpoint and benchmark)."""
+    """The rich table printed after an evaluation (one row per checkpoint; the benchmark is in the
+    title, since one ``gasp eval`` evaluates one benchmark)."""
     ks = sorted({k for s in summaries for k in s["ks"]})
     table = Table(title=title)
-    for col in ("checkpoint", "iter", "benchmark", "problems", "n"):
-        table.add_column(col, justify="left" if col in ("checkpoint", "benchmark") else "right")
-    for k in ks:
-        table.add_column(f"pass@{k}", justify="right")
-    table.add_column("greedy pass@1", justify="right")
+    table.add_column("checkpoint")
+    for col in ("iter", "problems", "n", *(f"pass@{k}" for k in ks), "greedy pass@1"):
+        table.add_column(col, justify="right", no_wrap=True)
     for s in summaries:
         cells = [
             s["checkpoint"],
             "-" if s["iteration"] is None else str(s["iteration"]),
-            s["benchmark"],
             str(s["n_problems"]),
             str(s["n"]),
         ]
