@@ -30,7 +30,9 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: bool = False
-    purpose: str = ""  # who is asking ("lemma", "student_deduction", "rlvr", "eval"...): for metrics and fakes
+    purpose: str = (
+        ""  # who is asking ("lemma", "student_deduction", "rlvr", "eval"...): for metrics and fakes
+    )
 
 
 @dataclass
