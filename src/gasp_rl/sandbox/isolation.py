@@ -141,6 +141,8 @@ def python_roots() -> list[str]:
 
 def bwrap_argv(bwrap: str) -> list[str]:
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # the private /tmp first: later binds (an interpreter or a checkout under /tmp) go on top of it
+    argv += ["--tmpfs", "/tmp"]
     for d in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.exists(d):
             argv += ["--ro-bind", d, d]
@@ -149,7 +151,7 @@ def bwrap_argv(bwrap: str) -> list[str]:
             argv += ["--ro-bind", root, root]
     zdir = str(ZYGOTE.parent.resolve())
     argv += ["--ro-bind", zdir, zdir]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
     argv += ["--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin", "--"]
     return argv
 
