@@ -289,10 +289,51 @@ def test_cli_report(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "no such run directory" in bad.stderr and "Traceback" not in bad.stderr
 
 
-# ---------------------------------------------------------------- in a real browser
+# ---------------------------------------------------------------- in a real browser, on fake-model runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
+PWNED_CODE = 'def f(x):\n    return "</script><script>window.__pwned = 1</script>" * x\n'
+
+
+@pytest.fixture(scope="module")
+def fake_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A GASP run (3 iterations, evaluated by ``gasp eval`` on two benchmarks) and an AZR run
+    (never evaluated) of the fake-model loop, plus one lift whose text is hostile HTML/JS, as a
+    model could write it."""
+    from gasp_rl.algorithms.gasp import run_training
+    from gasp_rl.config import load_config
+    from gasp_rl.core.tasks import write_jsonl as write_tasks
+    from gasp_rl.eval.command import run_eval
+    from gasp_rl.eval.datasets import load_humaneval
+
+    root = tmp_path_factory.mktemp("fake-runs")
+    goalposts = root / "goalposts.jsonl"
+    write_tasks(goalposts, load_humaneval(parity="even")[:4])
+    common = [
+        "model.backend=fake",
+        "gasp.embedder=hash",
+        f"gasp.goalposts={goalposts}",
+        "gasp.lemmas_per_step=6",
+        "sandbox.workers=2",
+    ]
+    gasp = run_training(
+        load_config(None, [*common, f"run.dir={root / 'gasp'}", "mode=gasp", "gasp.iterations=3"])
+    )
+    azr = run_training(
+        load_config(None, [*common, f"run.dir={root / 'azr'}", "mode=azr", "gasp.iterations=2"])
+    )
+    evals = [[], [f"eval.path={goalposts}"]]
+    for bench, extra in zip(("humaneval-heldout", "goalposts"), evals):
+        overrides = [*common, f"eval.benchmark={bench}", "eval.limit=3", "eval.n=2", "eval.ks=[1,2]", *extra]
+        run_eval(load_config(None, overrides), run_dirs=[gasp], checkpoints=[], out=None)
+    proposals, _ = read_jsonl(gasp / "proposals.jsonl")
+    lemma = next(p for p in proposals if p["phase"] == "lemma" and p["accepted"])
+    hostile = {**lemma, "id": "hostile-lift", "phase": "lift", "parent_id": lemma["id"], "code": PWNED_CODE}
+    hostile["message"] = HOSTILE_MESSAGE
+    with open(gasp / "proposals.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(hostile) + "\n")
+    return {"gasp": gasp, "azr": azr, "lemma": lemma, "proposals": proposals}
 
 
 @pytest.fixture
@@ -323,53 +364,57 @@ def browser(tmp_path: Path):
         driver.quit()
 
 
-def test_report_in_headless_chromium(tmp_path: Path, browser: Any) -> None:
+def test_fake_loop_runs_in_headless_chromium(tmp_path: Path, fake_runs: dict[str, Any], browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    runs = [make_run(tmp_path, "gasp0"), make_run(tmp_path, "azr0", mode="azr", evals=False)]
-    out = write_report(runs, tmp_path / "report.html")
+    out = write_report([fake_runs["gasp"], fake_runs["azr"]], tmp_path / "report.html")
     browser.get(out.as_uri())
     wait = WebDriverWait(browser, 20)
 
     for section in ("runs", "training", "evaluation", "explorer"):
         assert browser.find_element(By.ID, section).is_displayed()
-    # every plot is there and its SVG actually decoded into an image
+    # every plot is there and its SVG decoded into an image
     figures = browser.find_elements(By.CSS_SELECTOR, "figure.plot")
     keys = {f.get_attribute("data-plot") for f in figures}
-    assert set(REQUIRED_TRAINING) | {"pass_at_k", "goalposts"} <= keys
+    assert set(REQUIRED_TRAINING) | {"pass_at_k", "goalposts"} <= keys, keys
     for fig in figures:
         img = fig.find_element(By.TAG_NAME, "img")
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100
-    assert "azr s0: no evaluation yet" in browser.find_element(By.ID, "evaluation").text
+    evaluation = browser.find_element(By.ID, "evaluation").text
+    assert "humaneval-heldout" in evaluation and "goalposts" in evaluation
+    assert "azr s0: no evaluation yet" in evaluation  # the unevaluated run is named, not fatal
 
-    # the curriculum explorer: pick a goalpost, open a lemma, its lift becomes visible
-    gp = wait.until(
-        ec.element_to_be_clickable((By.CSS_SELECTOR, '#gp-list button[data-goalpost="HumanEval/10"]'))
-    )
-    gp.click()
-    lemma = wait.until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, '#tree details[data-id="it1-lemma-s0-0"]'))
-    )
-    lift_sel = '#tree details[data-id="it1-lemma-s0-0"] details[data-id="it1-lift-s0-0"]'
-    assert not browser.find_elements(By.CSS_SELECTOR, lift_sel)  # built lazily, on opening
-    lemma.find_element(By.TAG_NAME, "summary").click()
+    # pick the goalpost, open a lemma: its lift appears (built lazily, on opening)
+    lemma = fake_runs["lemma"]
+    gid = lemma["goalpost_id"]
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f'#gp-list button[data-goalpost="{gid}"]'))
+    ).click()
+    node_sel = f'#tree details[data-id="{lemma["id"]}"]'
+    node = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, node_sel)))
+    lift_sel = f'{node_sel} details[data-id="hostile-lift"]'
+    assert not browser.find_elements(By.CSS_SELECTOR, lift_sel)
+    node.find_element(By.TAG_NAME, "summary").click()
     lift = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, lift_sel)))
+    assert lemma["code"].splitlines()[0] in node.text
     lift.find_element(By.TAG_NAME, "summary").click()
-    wait.until(lambda d: "window.__pwned" in lift.text)  # hostile code shown as text ...
-    assert browser.execute_script("return window.__pwned") is None  # ... and never run
-    assert "def f(x):" in lemma.text and "add 0" in lemma.text
+    wait.until(lambda d: "window.__pwned" in lift.text)  # hostile code is shown as text ...
+    assert browser.execute_script("return window.__pwned") is None  # ... and never runs
 
-    # filters: accepted-only hides rejected lemmas; text search finds the matching lift
-    rejected = '#tree details[data-id="it0-lemma-s0-10"]'
-    assert browser.find_elements(By.CSS_SELECTOR, rejected)
+    # filters: "accepted only" leaves exactly the accepted lemmas of the goalpost
+    roots = [p for p in fake_runs["proposals"] if p["goalpost_id"] == gid and p["phase"] == "lemma"]
+    top = "#tree > details.node"
+    assert len(browser.find_elements(By.CSS_SELECTOR, top)) == len(roots)
     browser.find_element(By.ID, "f-accepted").click()
-    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, rejected))
+    n_accepted = sum(1 for p in roots if p["accepted"])
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, top)) == n_accepted)
     browser.find_element(By.ID, "f-accepted").click()
-    browser.find_element(By.ID, "f-text").send_keys("x * 2")
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#gp-list button[data-goalpost="HumanEval/11"]'))
+    # text search: only the goalpost holding the match is listed, and the match is revealed
+    browser.find_element(By.ID, "f-text").send_keys("__pwned")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gp-list button")) == 1)
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, lift_sel)))
 
     browser.execute_script("document.getElementById('explorer').scrollIntoView()")
     shot = tmp_path / "report.png"
