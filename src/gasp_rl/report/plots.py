@@ -86,21 +86,23 @@ def _color(i: int) -> str:
     return f"C{i % 10}"
 
 
-def finish_axes(ax: Axes, xlabel: str, ylabel: str, integer_y: bool = False) -> None:
+def finish_axes(
+    ax: Axes, xlabel: str, ylabel: str, integer_y: bool = False, legend_outside: bool = False
+) -> None:
     """Labels, light grid, whole-number iteration ticks, and a legend that moves outside the axes
-    once it would cover the curves."""
+    once it would cover the curves (always, for stacked bars)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     lo, hi = ax.get_xlim()
-    if hi - lo < 2:  # one iteration so far: a readable window around it, not +-0.04
+    if hi - lo < 1:  # one iteration so far: a readable window around it, not +-0.04
         mid = round((lo + hi) / 2)
         ax.set_xlim(mid - 1, mid + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if integer_y:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     n_entries = len(ax.get_legend_handles_labels()[1])
-    if n_entries > 6:
+    if n_entries > 6 or (legend_outside and n_entries):
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     elif n_entries:
         ax.legend(fontsize=7, loc="best")
@@ -197,9 +199,13 @@ def plot_teacher_reward(runs: list[RunData]) -> Plot | None:
 
 
 def plot_student_reward(runs: list[RunData]) -> Plot | None:
+    series = dict_series(runs, ("student_reward",))
+    if len(runs) > 2:  # many runs: compare their overall reward, the per-type lines would swamp it
+        with_all = {s.run for s in series if s.name == "all"}
+        series = [s for s in series if s.name == "all" or s.run not in with_all]
     return _line_figure(
         runs,
-        dict_series(runs, ("student_reward",)),
+        series,
         "student_reward",
         "Student reward (mean per task type)",
         "reward",
@@ -284,7 +290,8 @@ def _draw_outcomes(ax: Axes, run: RunData) -> bool:
         color = ACCEPTED_COLOR if layer == "accepted" else REASON_COLORS[j % len(REASON_COLORS)]
         ax.bar(xs, ys, width, bottom=bottom, label=safe_label(layer), color=color)
         bottom = [b + y for b, y in zip(bottom, ys)]
-    finish_axes(ax, "iteration", "proposals", integer_y=True)
+    ax.set_ylim(0, headroom(bottom))
+    finish_axes(ax, "iteration", "proposals", integer_y=True, legend_outside=True)
     return True
 
 
@@ -360,6 +367,11 @@ def plot_buffer_dissimilarity(runs: list[RunData]) -> Plot | None:
     )
 
 
+def headroom(values: list[float]) -> float:
+    """Upper y limit that leaves the tallest stacked bar visibly inside the axes."""
+    return max([*values, 0.0]) * 1.08 or 1.0
+
+
 def _bar_width(xs: list[float]) -> float:
     gaps = [b - a for a, b in zip(xs, xs[1:]) if b > a]
     return 0.8 * (min(gaps) if gaps else 1.0)
@@ -380,14 +392,17 @@ def _draw_times(ax: Axes, run: RunData) -> bool:
         ys = [as_float(r["time"].get(name)) or 0.0 for r in recs]
         ax.bar(xs, ys, width, bottom=bottom, color=_color(j), label=safe_label(name))
         bottom = [b + y for b, y in zip(bottom, ys)]
+    top = list(bottom)
     for j, name in enumerate(overlays):
         pts = [(x, as_float(r["time"].get(name))) for x, r in zip(xs, recs)]
         pts = [(x, y) for x, y in pts if y is not None]
+        top += [y for _, y in pts]
         if pts:
             ax.plot(
                 *zip(*pts), color="black", linestyle=LINESTYLES[j + 1], marker=".", label=f"of which {name}"
             )
-    finish_axes(ax, "iteration", "seconds")
+    ax.set_ylim(0, headroom(top))
+    finish_axes(ax, "iteration", "seconds", legend_outside=True)
     return True
 
 
@@ -402,10 +417,28 @@ def plot_time_per_phase(runs: list[RunData]) -> Plot | None:
     )
 
 
+LEARNER_KEYS = ("loss", "grad_norm", "kl", "clip_frac", "entropy")
+
+
 def plot_learner(runs: list[RunData]) -> Plot | None:
-    series = dict_series(runs, ("learner",))
-    keep = [s for s in series if s.name in ("loss", "grad_norm", "kl", "clip_frac", "entropy")]
-    return _line_figure(runs, keep, "learner", "Learner (last update of each iteration)", "value")
+    """One axes per learner statistic: loss and gradient norm live on different scales."""
+    series = [s for s in dict_series(runs, ("learner",)) if s.name in LEARNER_KEYS]
+    names = [k for k in LEARNER_KEYS if any(s.name == k for s in series)]
+    if not names:
+        return None
+    fig = Figure(figsize=(4.6 * len(names) if len(names) > 1 else 6.4, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        mine = [s for s in series if s.name == name]
+        for s in mine:
+            ax.plot(
+                s.xs, s.ys, color=_color(s.run), marker="o", markersize=3, label=safe_label(runs[s.run].label)
+            )
+        ax.set_title(name, fontsize=9)
+        finish_axes(ax, "iteration", name)
+    title = "Learner (last update of each iteration)"
+    fig.suptitle(title, fontsize=10)
+    return Plot("learner", title, figure_uri(fig), wide=len(names) > 1)
 
 
 def plot_rl_reward(runs: list[RunData]) -> Plot | None:
