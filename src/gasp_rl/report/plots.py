@@ -164,7 +164,7 @@ def _per_run_figure(
     n = len(runs)
     ncols = min(n, 3)
     nrows = -(-n // ncols)
-    width = 6.4 if n == 1 else 4.6  # one run: the same scale as the single-axes figures
+    width = 6.4 if n <= 2 else 4.6  # same text scale as the half-width single-axes figures
     fig = Figure(figsize=(width * ncols, 3.4 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     drawn = 0
