@@ -68,6 +68,16 @@ def test_parse_problem_keeps_signature_and_docstring_only() -> None:
     assert desc.startswith("Return the sum")
 
 
+def test_parse_problem_drops_a_broken_body_after_a_complete_docstring() -> None:
+    text = '```python\nimport math\ndef area(r: float) -> float:\n    """Return the area of a circle of radius r."""\n    return math.pi * (r\n```'
+    prompt, entry, _ = sv.parse_problem(text)
+    assert entry == "area"
+    assert (
+        prompt
+        == 'import math\n\n\ndef area(r: float) -> float:\n    """Return the area of a circle of radius r."""\n'
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -116,8 +126,8 @@ def test_synthesis_deduplicates_against_seeds_examples_and_itself() -> None:
         [seed],
         dedup,
         iteration=0,
-        wanted=3,
-        per_round=5,
+        wanted=5,
+        oversample=1,
         rounds=1,
         max_new_tokens=64,
         temperature=1.0,
@@ -143,7 +153,7 @@ def test_synthesis_stops_when_enough_problems() -> None:
         dedup,
         iteration=2,
         wanted=2,
-        per_round=2,
+        oversample=1,
         rounds=3,
         max_new_tokens=64,
         temperature=1.0,
@@ -171,6 +181,29 @@ def test_parse_test_keeps_unit_asserts_only() -> None:
         "assert inc(1) == 2\nassert 5 == inc(4)\nassert not inc(-1)\nassert inc(None) is None\n"
     )
     assert sv.parse_test(text, "inc", max_asserts=1) == "assert inc(1) == 2\n"
+
+
+def test_parse_test_accepts_constant_expressions() -> None:
+    text = (
+        "```python\nassert f(100) == 465 + 1\nassert f([0] * 3, k=-2) == (1, 2)\nassert f(len([1])) == 1\n```"
+    )
+    assert sv.parse_test(text, "f", 5) == "assert f(100) == 465 + 1\nassert f([0] * 3, k=-2) == (1, 2)\n"
+
+
+def test_close_fence_and_prefilled_verifier_answers() -> None:
+    assert sv.close_fence("```python\nassert f(1) == 2") == "```python\nassert f(1) == 2\n```"
+    assert sv.close_fence("```python\nx = 1\n```\n") == "```python\nx = 1\n```"
+
+    class Continuer:
+        def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
+            assert prompts[0][-1] == {"role": "assistant", "content": "```python\nassert inc("}
+            assert params.stop == sv.STOP_AFTER_BLOCK
+            return [[Completion("1) == 2"), Completion("x)")]]
+
+    params = SamplingParams(n=2, stop=list(sv.STOP_AFTER_BLOCK))
+    (cands,) = sv.sample_tests(Continuer(), [problem("inc")], params, max_asserts=3, prefill=True)
+    assert cands[0].text == "```python\nassert inc(1) == 2\n```" and cands[0].code == "assert inc(1) == 2\n"
+    assert cands[1].code is None and cands[1].reason == "no_unit_assert"
 
 
 def test_parse_test_line_by_line_and_unfenced() -> None:
@@ -381,6 +414,7 @@ def test_one_iteration_end_to_end(executor, heldout, tiny_model, tmp_path: Path)
     cfg.solver_verifier.m = 4
     cfg.solver_verifier.sft_max_steps = 2
     cfg.solver_verifier.dpo_max_steps = 2
+    cfg.solver_verifier.verifier_prefill = False  # the script writes whole answers
     cfg.trainer.bf16_autocast = False
     gen = ProblemAwareGenerator(_script())
     counting = CountingExecutor(executor)
@@ -437,6 +471,7 @@ def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkey
             "solver_verifier.sft_max_steps=1",
             "solver_verifier.dpo_max_steps=1",
             "solver_verifier.eval_limit=1",
+            "solver_verifier.verifier_prefill=false",
             "trainer.bf16_autocast=false",
         ]
     )

@@ -259,10 +259,15 @@ class SolverVerifierConfig(_Section):
     dedup_embedder: Literal["hash", "policy"] = Field(
         "hash", description="'hash': character 3-grams; 'policy': the policy's embedder."
     )
-    m: int = Field(8, gt=1, description="Solutions and tests sampled per problem.")
+    m: int = Field(6, gt=1, description="Solutions and tests sampled per problem (an m x m matrix).")
     solution_max_new_tokens: int = Field(256, gt=0)
     test_max_new_tokens: int = Field(64, gt=0)
     max_asserts_per_test: int = Field(3, gt=0, description="Unit asserts kept from one verifier answer.")
+    verifier_prefill: bool = Field(
+        True,
+        description="Start the verifier's answer with '```python\\nassert f(' (needs a backend that "
+        "continues a final assistant message, as hf does).",
+    )
     check_cpu_time: float = Field(1.0, gt=0, description="CPU seconds per pass-matrix execution.")
     min_trusted_solutions: int = Field(1, gt=0, description="Agreeing solutions needed to keep a problem.")
     min_trusted_tests: int = Field(1, gt=0, description="Agreeing tests needed to keep a problem.")

@@ -46,6 +46,7 @@ import ast
 import json
 import logging
 import random
+import re
 import time
 import warnings
 from collections import Counter
@@ -106,7 +107,12 @@ def parse_problem(text: str) -> tuple[str, str, str] | Rejected:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
-        return Rejected("syntax_error", str(e)[:200])
+        # the body is dropped anyway: a broken or cut body after a complete docstring is fine
+        code = cut_after_docstring(code)
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return Rejected("syntax_error", str(e)[:200])
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), None)
     if fn is None:
         return Rejected("no_function")
@@ -124,6 +130,23 @@ def parse_problem(text: str) -> tuple[str, str, str] | Rejected:
     if not parses(prompt):
         return Rejected("syntax_error", "signature and docstring do not parse on their own")
     return prompt, fn.name, doc.strip()
+
+
+def cut_after_docstring(code: str) -> str:
+    """``code`` up to the line that closes the docstring of its first top-level ``def`` (the text
+    is returned whole when there is no such docstring)."""
+    lines = code.split("\n")
+    start = next((k for k, line in enumerate(lines) if line.startswith("def ")), None)
+    if start is None:
+        return code
+    rest = "\n".join(lines[start:])
+    m = re.search(r'("""|\'\'\')', rest)
+    if m is None:
+        return code
+    close = rest.find(m.group(1), m.end())
+    if close < 0:
+        return code
+    return "\n".join(lines[:start]) + ("\n" if start else "") + rest[: close + 3]
 
 
 def example_problem_texts() -> list[str]:
@@ -204,27 +227,29 @@ def synthesise(
     *,
     iteration: int,
     wanted: int,
-    per_round: int,
+    oversample: int,
     rounds: int,
     max_new_tokens: int,
     temperature: float,
     seed: int,
 ) -> list[ProblemProposal]:
-    """Up to ``rounds`` rounds of ``per_round`` proposals, each shown one random seed problem,
-    until ``wanted`` new problems are accepted.  Returns every proposal (accepted or not)."""
+    """Up to ``rounds`` rounds of proposals, each shown one random seed problem, until ``wanted``
+    new problems are accepted; a round samples ``oversample`` proposals per problem still missing.
+    Returns every proposal (accepted or not)."""
     proposals: list[ProblemProposal] = []
     n_accepted = 0
     for r in range(rounds):
         if n_accepted >= wanted:
             break
         rng = random.Random(derive_seed(seed, "synth-seeds", iteration, r))
-        shown = [rng.choice(seeds) for _ in range(per_round)]
+        shown = [rng.choice(seeds) for _ in range((wanted - n_accepted) * oversample)]
         chats = [render_chat("solver_verifier_synthesize", seed=s.prompt.strip("\n")) for s in shown]
         params = SamplingParams(
             n=1,
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             seed=derive_seed(seed, "synth", iteration, r),
+            stop=list(STOP_AFTER_BLOCK),
             purpose="sv_synthesize",
         )
         for k, (s, comps) in enumerate(zip(shown, generator.generate(chats, params))):
@@ -274,12 +299,17 @@ def solution_program(problem: Problem, text: str) -> str | Rejected:
     return program.code
 
 
+#: AST nodes a constant expression may contain: values, containers and arithmetic, but no name,
+#: call, attribute or subscript, so it means the same in any program (``465 + 1``, ``[0] * 3``).
+_CONSTANT_NODES = (
+    ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp, ast.Load,
+    ast.operator, ast.unaryop,
+)  # fmt: skip
+
+
 def _literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+    """Whether ``node`` is a constant expression (see ``_CONSTANT_NODES``)."""
+    return all(isinstance(n, _CONSTANT_NODES) for n in ast.walk(node))
 
 
 def _unit_call(node: ast.expr, entry_point: str) -> bool:
@@ -294,7 +324,7 @@ def _unit_call(node: ast.expr, entry_point: str) -> bool:
 
 
 def is_unit_assert(node: ast.stmt, entry_point: str) -> bool:
-    """Whether ``node`` checks one call of ``entry_point`` on literals against a literal result:
+    """Whether ``node`` checks one call of ``entry_point`` on constants against a constant result:
     ``assert f(..) == v`` / ``v == f(..)``, ``assert f(..)``, ``assert not f(..)``,
     ``assert f(..) is None|True|False``."""
     if not isinstance(node, ast.Assert):
@@ -374,10 +404,22 @@ class Candidate:
         }
 
 
-def _candidate(comp: Completion, parsed: str | Rejected) -> Candidate:
+#: Generation stops once a code block is closed and a new line begins: what follows is prose the
+#: tiny model adds (explanations, more examples) and it only costs tokens.
+STOP_AFTER_BLOCK = ["\n```\n"]
+
+
+def close_fence(text: str) -> str:
+    """``text`` with its last code block closed again when a stop string cut the closing fence
+    off, so training examples show the model a complete answer."""
+    text = text.rstrip()
+    return text + "\n```" if text.count("```") % 2 == 1 else text
+
+
+def _candidate(text: str, comp: Completion, parsed: str | Rejected) -> Candidate:
     if isinstance(parsed, Rejected):
-        return Candidate(comp.text, None, parsed.reason, comp.finish_reason)
-    return Candidate(comp.text, parsed, "", comp.finish_reason)
+        return Candidate(text, None, parsed.reason, comp.finish_reason)
+    return Candidate(text, parsed, "", comp.finish_reason)
 
 
 def solver_prompt(problem: Problem) -> Chat:
@@ -392,6 +434,12 @@ def verifier_prompt(problem: Problem) -> Chat:
     )
 
 
+def verifier_prefill(problem: Problem) -> str:
+    """The start of the verifier's answer, written for it (``verifier_prefill``): the opening of
+    the asked-for line.  The answer's text (parsed, recorded and trained on) includes it."""
+    return f"```python\nassert {problem.entry_point}("
+
+
 def sample_solutions(
     generator: Generator, problems: Sequence[Problem], params: SamplingParams
 ) -> list[list[Candidate]]:
@@ -399,19 +447,36 @@ def sample_solutions(
     if not problems:
         return []
     outs = generator.generate([solver_prompt(p) for p in problems], params)
-    return [[_candidate(c, solution_program(p, c.text)) for c in comps] for p, comps in zip(problems, outs)]
+    return [
+        [_candidate(t := close_fence(c.text), c, solution_program(p, t)) for c in comps]
+        for p, comps in zip(problems, outs)
+    ]
 
 
 def sample_tests(
-    generator: Generator, problems: Sequence[Problem], params: SamplingParams, max_asserts: int
+    generator: Generator,
+    problems: Sequence[Problem],
+    params: SamplingParams,
+    max_asserts: int,
+    prefill: bool = False,
 ) -> list[list[Candidate]]:
-    """``params.n`` verifier answers per problem, parsed into assert-based unit tests."""
+    """``params.n`` verifier answers per problem, parsed into assert-based unit tests.  With
+    ``prefill`` the answer starts with :func:`verifier_prefill` (the generator must continue a
+    final assistant message, as the Hugging Face backend does)."""
     if not problems:
         return []
-    outs = generator.generate([verifier_prompt(p) for p in problems], params)
+    starts = [verifier_prefill(p) if prefill else "" for p in problems]
+    chats = [
+        verifier_prompt(p) + ([{"role": "assistant", "content": start}] if start else [])
+        for p, start in zip(problems, starts)
+    ]
+    outs = generator.generate(chats, params)
     return [
-        [_candidate(c, parse_test(c.text, p.entry_point, max_asserts)) for c in comps]
-        for p, comps in zip(problems, outs)
+        [
+            _candidate(t := close_fence(start + c.text), c, parse_test(t, p.entry_point, max_asserts))
+            for c in comps
+        ]
+        for p, start, comps in zip(problems, starts, outs)
     ]
 
 
@@ -604,6 +669,7 @@ class TrlTrainer:
 
         sv = self.cfg.solver_verifier
         rows, too_long = self._fit(rows, ("completion",))
+        rows = self._cap(rows, sv.sft_max_steps)
         if not rows:
             return {"skipped": "no data", "examples": 0, "too_long": too_long}
         args = SFTConfig(
@@ -618,6 +684,7 @@ class TrlTrainer:
 
         sv = self.cfg.solver_verifier
         rows, too_long = self._fit(rows, ("chosen", "rejected"))
+        rows = self._cap(rows, sv.dpo_max_steps)
         if not rows:
             return {"skipped": "no data", "examples": 0, "too_long": too_long}
         args = DPOConfig(
@@ -667,6 +734,13 @@ class TrlTrainer:
         limit = self.cfg.solver_verifier.max_length
         keep = [r for r in rows if all(self._length(r, k) <= limit for k in keys)]
         return keep, len(rows) - len(keep)
+
+    def _cap(self, rows: list[dict[str, Any]], max_steps: int) -> list[dict[str, Any]]:
+        """The rows ``max_steps`` steps can see (all when uncapped): DPO then scores the
+        reference log-probs of only those, not of pairs the capped run would never reach."""
+        if max_steps <= 0:
+            return rows
+        return rows[: max_steps * self.cfg.solver_verifier.train_batch_size]
 
     @contextmanager
     def _restored_after(self) -> Iterator[None]:
@@ -738,7 +812,12 @@ def summarise_history(
 
 @contextmanager
 def _quiet_libraries() -> Iterator[None]:
-    """datasets / transformers progress bars and info logs off while TRL runs (records, not prints)."""
+    """datasets / transformers / TRL progress bars and info logs off while TRL runs (records, not
+    prints).  TRL's DPO draws its reference-scoring bar with a module-level ``tqdm``, which is
+    swapped for a disabled one for the duration (when the module has one)."""
+    import functools
+    import importlib
+
     import datasets
     import transformers
 
@@ -747,11 +826,20 @@ def _quiet_libraries() -> Iterator[None]:
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    swapped = []
+    for name in ("trl.trainer.dpo_trainer", "trl.trainer.sft_trainer"):
+        mod = importlib.import_module(name)
+        bar = getattr(mod, "tqdm", None)
+        if callable(bar):
+            swapped.append((mod, bar))
+            mod.tqdm = functools.partial(bar, disable=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL / transformers
             yield
     finally:
+        for mod, bar in swapped:
+            mod.tqdm = bar
         transformers.logging.set_verbosity(level)
         transformers.logging.enable_progress_bar()
         if was_enabled:
@@ -914,6 +1002,7 @@ class SolVer:
             top_p=g.top_p,
             max_new_tokens=max_new_tokens,
             seed=derive_seed(self.cfg.run.seed, purpose, iteration),
+            stop=list(STOP_AFTER_BLOCK),
             purpose=purpose,
         )
 
@@ -932,7 +1021,7 @@ class SolVer:
                 self.dedup,
                 iteration=it,
                 wanted=sv.problems_per_iteration,
-                per_round=sv.problems_per_iteration * sv.synthesis_oversample,
+                oversample=sv.synthesis_oversample,
                 rounds=sv.synthesis_rounds,
                 max_new_tokens=sv.synthesis_max_new_tokens,
                 temperature=self.cfg.generation.temperature,
@@ -956,6 +1045,7 @@ class SolVer:
                 problems,
                 self._params("sv_test", sv.m, sv.test_max_new_tokens, it),
                 sv.max_asserts_per_test,
+                prefill=sv.verifier_prefill,
             )
         data = [ProblemData(p, s, t) for p, s, t in zip(problems, sols, tsts)]
         m["sampling"] = {
@@ -1038,9 +1128,12 @@ class SolVer:
             top_p=ev.top_p,
             max_new_tokens=sv.test_max_new_tokens,
             seed=derive_seed(self.cfg.run.seed, "eval-tests"),
+            stop=list(STOP_AFTER_BLOCK),
             purpose="sv_eval_test",
         )
-        tests = sample_tests(self.seams.generator, self.heldout, params, sv.max_asserts_per_test)
+        tests = sample_tests(
+            self.seams.generator, self.heldout, params, sv.max_asserts_per_test, prefill=sv.verifier_prefill
+        )
         result = {
             "benchmark": ev.benchmark,
             "n_problems": outcome.n_problems,
@@ -1228,7 +1321,7 @@ def run_solver_verifier(cfg: Config, resume: Path | None = None) -> Path:
         for it in range(start, sv.iterations):
             t0 = time.perf_counter()
             m = algo.iteration(it, store)
-            with algo.timed("checkpoint"):
+            with algo.timed("checkpoint"), _quiet_libraries():
                 save_checkpoint(store, bundle.learner, it)
             m["time"] = {**algo.clock, "total": round(time.perf_counter() - t0, 3)}
             store.append("metrics", m)
