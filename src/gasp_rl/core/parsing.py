@@ -17,20 +17,12 @@ Deliberate leniency decisions (each tested on real outputs in ``tests/fixtures/m
   and ``f`` is unused; :attr:`Proposal.renamed_from` records the old name.  With several
   candidate functions the intent is ambiguous: ``no_function_f``.  ``f = lambda ...`` counts as
   defining ``f``.
-- **Usage examples.**  The program keeps only its definitions (imports, functions, classes,
-  assignments not calling ``f``); other top-level statements such as ``print(f(3))`` or an
-  ``if __name__ == "__main__":`` block are usage examples and are removed (:func:`split_usage`).
-- **Inputs**, first found of: lines ``Input: <args>`` (also ``Input 1:``, ``- Input:``,
-  ``**Input:**``; a value written as ``f(<args>)`` is unwrapped; a trailing ``-> out`` / ``== out``
-  / ``Output: out`` is dropped; lines after the ``Message:`` line are ignored); one line
-  ``Inputs: [a, b, ...]``, one item per call (the single argument when ``f`` takes one
-  parameter, else a tuple of the arguments); the arguments of the ``f(...)``
-  calls in the usage examples; example lines ``f(<args>) == <output>`` after the code (the I/O
-  format the prompts themselves show).  Fewer than ``n_inputs`` is a rejection; more are cut to
-  the first ``n_inputs`` (the tiny model often lists 8-12 values), which can be switched off.
-  Repeated inputs are a rejection (a private test would copy a public one).
-- **Message.**  ``Message:`` (or ``Hint:``) line, else the first line of ``f``'s docstring, else
-  empty (a rejection only with ``require_message``).
+- **Inputs.**  Lines ``Input: <args>`` (also ``Input 1:``, ``- Input:``, ``**Input:**``); a value
+  written as a call ``f(<args>)`` is unwrapped; a trailing ``-> out`` / ``== out`` / ``Output: out``
+  on the same line is dropped.  Lines after the ``Message:`` line are ignored.  Without such lines,
+  one ``Inputs: [a, b, ...]`` list with exactly ``n_inputs`` items is read as one item per call
+  (items are the single argument when ``f`` takes one parameter).  The count must be exact.
+- **Message.**  ``Message:`` (or ``Hint:``) line, optional: a missing message is an empty one.
 - **Answers.**  ``Answer: <value>`` (first such line; the value may be on the next line), else a
   fenced block holding only a literal, else the whole reply if it is one literal.  A trailing
   period is dropped (``Answer: 8.`` is ``8``); ``f(3) == 8`` answers ``8`` (deduction) and ``f(3)`` answers ``3``
@@ -209,13 +201,11 @@ REJECTION_REASONS: dict[str, str] = {
     "syntax_error": "the code is not valid Python",
     "no_function_f": "no top-level function f, and not exactly one other function to rename",
     "forbidden_capability": "the code uses a forbidden capability (see gasp_rl.core.safety)",
-    "no_inputs": "no `Input:` lines, `Inputs: [...]` list, usage calls `f(...)` or `f(...) == ...` lines",
-    "wrong_input_count": "fewer inputs than requested (or more, when extra inputs are not cut)",
-    "duplicate_inputs": "the same input given twice",
+    "no_inputs": "no `Input:` lines (nor an `Inputs: [...]` list)",
+    "wrong_input_count": "not exactly the requested number of inputs",
     "input_too_long": f"an input is longer than {MAX_INPUT_CHARS} characters",
     "input_not_literal_syntax": "an input is not a comma-separated list of Python literals",
     "input_arity_mismatch": "an input has a number of arguments f cannot take",
-    "no_message": "no `Message:` line and no docstring (only when a message is required)",
     "no_answer": "no `Answer:` line, no answer block and no bare value",
     "answer_too_long": f"the answer is longer than {MAX_ANSWER_CHARS} characters",
     "answer_not_literal_syntax": "the answer is not a Python literal (or argument list of literals)",
@@ -424,7 +414,7 @@ _INPUT_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _INPUTS_LIST = re.compile(
-    r"^[ \t>*\-]*\**\s*inputs\s*\**\s*[:=]\**[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+    r"^[ \t>*\-]*\**\s*inputs\s*\**\s*[:=]\**[ \t]*(\[.*\])[ \t]*$", re.IGNORECASE | re.MULTILINE
 )
 _MESSAGE_LINE = re.compile(
     r"^[ \t>*\-]*\**\s*(?:message|hint)\s*\**\s*:\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE
@@ -468,137 +458,29 @@ def _input_texts(rest: str) -> list[str]:
     return [m.group(1) for m in (before or found)]
 
 
-_EXAMPLE_CALL_LINE = re.compile(r"^[ \t>*\-]*`?(f\(.*\))`?\s*(?:==?|->|=>|returns?\b).*$", re.MULTILINE)
-
-
-def _example_call_lines(rest: str) -> list[str]:
-    """Inputs written as example lines ``f(3) == 7`` (the I/O format the prompts show)."""
-    values = []
-    for m in _EXAMPLE_CALL_LINE.finditer(rest):
-        call = _parse_expr(m.group(1))
-        inner = _unwrap_call(m.group(1)) if isinstance(call, ast.Call) else None
-        values.append(inner if inner is not None else m.group(1))
-    return values
-
-
-def _inputs_from_list(rest: str, n_params: int) -> list[str] | Rejection:
-    """The items of the first ``Inputs: [a, b, ...]`` line, one item per call of ``f``.
-
-    With one parameter an item is the argument; with several, an item that is a tuple or list of
-    that many values is spread into the arguments (any other item is kept whole, and the arity
-    check then reports it).  An ``Inputs:`` line that is not a list of literals is a rejection.
-    """
+def _inputs_from_list(rest: str, n_inputs: int, n_params: int) -> list[str] | None:
+    """One ``Inputs: [a, b, ...]`` list of exactly ``n_inputs`` literal items, read per call."""
     m = _INPUTS_LIST.search(rest)
-    if not m:
-        return []
-    value = _strip_ticks(m.group(1))
-    node = _parse_expr(value)
-    if not isinstance(node, ast.List) or not all(is_literal_node(e) for e in node.elts):
-        return Rejection("input_not_literal_syntax", f"Inputs line: {value[:80]!r}")
-    items = []
-    for e in node.elts:
-        if n_params > 1 and isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == n_params:
-            items.append(", ".join(ast.unparse(x) for x in e.elts))
-        else:
-            items.append(ast.unparse(e))
-    return items
-
-
-_KEPT_TOP_LEVEL = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
-
-
-def _is_main_guard(node: ast.stmt) -> bool:
-    test = node.test if isinstance(node, ast.If) else None
-    return (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id == "__name__"
-        and len(test.comparators) == 1
-        and isinstance(test.comparators[0], ast.Constant)
-        and test.comparators[0].value == "__main__"
-    )
-
-
-def _is_definition(node: ast.stmt) -> bool:
-    """Imports, defs, classes, and assignments that do not call ``f`` (constants f may use)."""
-    if isinstance(node, _KEPT_TOP_LEVEL):
-        return True
-    if isinstance(node, (ast.Assign, ast.AnnAssign)):
-        return not _f_calls(node)
-    return False
-
-
-def _f_calls(node: ast.AST) -> list[ast.Call]:
-    """The outermost calls of ``f`` inside ``node``, in source order."""
-    found: list[ast.Call] = []
-
-    def visit(n: ast.AST) -> None:
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "f":
-            found.append(n)
-            return
-        for child in ast.iter_child_nodes(n):
-            visit(child)
-
-    try:
-        visit(node)
-    except RecursionError:
-        return []
-    return found
-
-
-def split_usage(code: str) -> tuple[str, list[str]]:
-    """Separate a program from its usage examples: ``(definitions only, args of each f call)``.
-
-    The task program is its definitions: imports, functions, classes and top-level assignments
-    that do not call ``f``.  Every other top-level statement (``print(f(3))``, ``assert f(1) ==
-    2``, an ``if __name__ == "__main__":`` block, a loop) is a usage example; it is removed, and
-    the argument texts of the outermost ``f(...)`` calls in it are returned in source order (the
-    proposal's inputs when it has no ``Input:`` lines).  ``code`` must parse.
-    """
-    tree = ast.parse(code)
-    lines = code.split("\n")
-    drop: set[int] = set()
-    args: list[str] = []
-    for node in tree.body:
-        if _is_definition(node):
-            continue
-        drop.update(range(node.lineno - 1, (node.end_lineno or node.lineno)))
-        for call in _f_calls(node):
-            args.append(", ".join(ast.get_source_segment(code, a) or ast.unparse(a) for a in call.args))
-            if call.keywords:
-                args[-1] += ", <keywords>"  # not literal: reported as input_not_literal_syntax
-    kept = [line for i, line in enumerate(lines) if i not in drop]
-    while kept and (not kept[-1].strip() or kept[-1].lstrip().startswith("#")):
-        kept.pop()
-    return "\n".join(kept), args
-
-
-def _docstring_message(code: str) -> str:
-    try:
-        tree = ast.parse(code)
-    except _PARSE_ERRORS:
-        return ""
-    f = _defines_f(tree)
-    doc = ast.get_docstring(f) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
-    return doc.strip().split("\n")[0].strip() if doc else ""
+    node = _parse_expr(m.group(1)) if m else None
+    if not isinstance(node, ast.List) or len(node.elts) != n_inputs:
+        return None
+    if not all(is_literal_node(e) for e in node.elts):
+        return None
+    if n_params == 1:
+        return [ast.unparse(e) for e in node.elts]
+    if all(isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == n_params for e in node.elts):
+        return [", ".join(ast.unparse(x) for x in e.elts) for e in node.elts]  # type: ignore[attr-defined]
+    return None
 
 
 def parse_proposal(
-    text: str,
-    n_inputs: int = 5,
-    check_safety: bool = True,
-    require_message: bool = False,
-    truncate_extra_inputs: bool = True,
-    distinct_inputs: bool = True,
+    text: str, n_inputs: int = 5, check_safety: bool = True, require_message: bool = False
 ) -> Proposal | Rejection:
     """Parse a teacher reply into a :class:`Proposal`, or say why it cannot be used.
 
     Checks, in order: text present, code found, code length, syntax, ``f`` defined (renaming a
     lone function), safety (:func:`gasp_rl.core.safety.check_code`, unless ``check_safety`` is
-    off), inputs present, count (more than ``n_inputs`` are cut to the first ``n_inputs`` unless
-    ``truncate_extra_inputs`` is off), input length, literal syntax, arity against ``f``, distinct
-    inputs (unless ``distinct_inputs`` is off: repeated inputs make private tests copies of
-    public ones), message (only with ``require_message``).
+    off), inputs present, exact count, input length, literal syntax, arity against ``f``.
     """
     if not text or not text.strip():
         return Rejection("empty_output")
@@ -621,16 +503,14 @@ def parse_proposal(
         if problem:
             return Rejection("forbidden_capability", problem)
     low, high = _arity(f_args)
-    code, usage = split_usage(code)
-    listed = _inputs_from_list(rest, low if low == high else -1)
-    if isinstance(listed, Rejection):
-        return listed
-    raw = _input_texts(rest) or listed or usage or _example_call_lines(rest)
+    raw = _input_texts(rest)
     if not raw:
-        return Rejection("no_inputs")
-    if len(raw) < n_inputs or (len(raw) > n_inputs and not truncate_extra_inputs):
+        listed = _inputs_from_list(rest, n_inputs, low if low == high else -1)
+        if listed is None:
+            return Rejection("no_inputs")
+        raw = listed
+    if len(raw) != n_inputs:
         return Rejection("wrong_input_count", f"got {len(raw)}, want {n_inputs}")
-    raw = raw[:n_inputs]
     inputs: list[str] = []
     for k, value in enumerate(raw):
         if len(value) > MAX_INPUT_CHARS:
@@ -644,13 +524,8 @@ def parse_proposal(
                 "input_arity_mismatch", f"input {k + 1} has {len(args)} arguments, f takes {want}"
             )
         inputs.append(", ".join(ast.unparse(a) for a in args))
-    if distinct_inputs and len(set(inputs)) < len(inputs):
-        return Rejection("duplicate_inputs", f"{len(set(inputs))} distinct of {len(inputs)}")
     m = _MESSAGE_LINE.search(rest)
-    message = _strip_ticks(m.group(1)) if m else _docstring_message(code)
-    message = message[:MAX_MESSAGE_CHARS].strip()
-    if require_message and not message:
-        return Rejection("no_message")
+    message = _strip_ticks(m.group(1))[:MAX_MESSAGE_CHARS].strip() if m else ""
     return Proposal(code=code, inputs=inputs, message=message, renamed_from=renamed_from)
 
 
@@ -724,8 +599,7 @@ def parse_abduction_answer(text: str) -> str | Rejection:
 
 
 def parse_induction_answer(text: str) -> str | Rejection:
-    """The code of an induction reply, defining ``f`` (a lone function is renamed to ``f``;
-    usage examples such as ``print(f(2))`` are removed, see :func:`split_usage`).
+    """The code of an induction reply, defining ``f`` (a lone function is renamed to ``f``).
 
     Student code is not safety-checked here: it is graded in the sandbox, which contains it.
     """
@@ -737,4 +611,4 @@ def parse_induction_answer(text: str) -> str | Rejection:
     if len(code) > MAX_CODE_CHARS:
         return Rejection("code_too_long", f"{len(code)} characters")
     ensured = ensure_f(code)
-    return ensured if isinstance(ensured, Rejection) else split_usage(ensured[0])[0]
+    return ensured if isinstance(ensured, Rejection) else ensured[0]
