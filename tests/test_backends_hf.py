@@ -20,6 +20,7 @@ def policy():  # type: ignore[no-untyped-def]
 
     cfg = Config()
     cfg.generation.batch_size = 4
+    cfg.generation.bf16_autocast = False  # float32 sampling: log-probs exactly the learner's
     cfg.model.max_context = 256
     return HFPolicy.from_config(cfg)
 
@@ -42,6 +43,17 @@ def test_generates_n_completions_with_token_ids_and_logprobs(policy) -> None:  #
         assert c.text
     # different samples of one prompt differ (temperature 1)
     assert len({tuple(c.token_ids) for c in out[0]}) > 1
+
+
+def test_a_prefilled_answer_is_continued(policy) -> None:  # type: ignore[no-untyped-def]
+    prefill = "```python\ndef f("
+    chat = [*CHAT, {"role": "assistant", "content": prefill}]
+    ids = policy.encode_chat(chat)
+    text = policy.tokenizer.decode(ids)
+    assert text.endswith("<|im_start|>assistant\n" + prefill)  # not closed, no new turn opened
+    assert policy.tokenizer.decode(policy.encode_chat(CHAT)).endswith("<|im_start|>assistant\n")
+    (row,) = policy.generate([chat], SamplingParams(n=2, max_new_tokens=12, seed=1))
+    assert all(c.prompt_token_ids == ids for c in row)
 
 
 def test_logprobs_match_a_separate_forward_pass(policy) -> None:  # type: ignore[no-untyped-def]

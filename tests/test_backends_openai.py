@@ -91,6 +91,24 @@ def test_round_trip_sends_the_request_and_keeps_order(http_server) -> None:  # t
     gen.close()
 
 
+def test_a_prefilled_chat_asks_the_server_to_continue_it(http_server) -> None:  # type: ignore[no-untyped-def]
+    seen: list[dict[str, Any]] = []
+
+    def responder(body: dict[str, Any], n: int) -> tuple[int, bytes]:
+        seen.append(body)
+        return 200, _ok("x):")
+
+    gen = _gen(http_server(responder))
+    user = [{"role": "user", "content": "q"}]
+    prefilled = [*user, {"role": "assistant", "content": "```python\ndef f("}]
+    gen.generate([user, prefilled], SamplingParams(n=1))
+    plain, cont = sorted(seen, key=lambda b: len(b["messages"]))
+    assert "continue_final_message" not in plain and "add_generation_prompt" not in plain
+    assert cont["messages"] == prefilled
+    assert (cont["continue_final_message"], cont["add_generation_prompt"]) == (True, False)
+    gen.close()
+
+
 def test_retries_transient_errors_then_succeeds(http_server) -> None:  # type: ignore[no-untyped-def]
     def responder(body: dict[str, Any], n: int) -> tuple[int, bytes]:
         return (503, b"busy") if n <= 2 else (200, _ok("fine"))

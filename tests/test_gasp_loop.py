@@ -126,6 +126,30 @@ def test_every_mode_writes_complete_records(tmp_path, goalposts, mode):
     assert (run / "checkpoints" / "iter_000001").is_dir()
 
 
+@pytest.mark.parametrize("mode", ["gasp", "azr"])
+def test_proposals_continue_the_prefill(tmp_path, goalposts, monkeypatch, mode):
+    from gasp_rl.backends import fake
+
+    chats_seen: list[list[dict]] = []
+    real_generate = fake.FakeGenerator.generate
+
+    def recording(self, prompts, params):  # type: ignore[no-untyped-def]
+        if not params.purpose.startswith("student"):
+            chats_seen.extend(prompts)
+        return real_generate(self, prompts, params)
+
+    monkeypatch.setattr(fake.FakeGenerator, "generate", recording)
+    prefill = "```python\ndef f("
+    run = run_training(fake_cfg(tmp_path, goalposts, mode, "gasp.iterations=1"))
+    assert chats_seen and all(c[-1] == {"role": "assistant", "content": prefill} for c in chats_seen)
+    props = records(run, "proposals")
+    assert all(p["raw"].startswith(prefill) for p in props)  # the record shows the whole answer
+    assert any(p["valid"] for p in props) and any(p["rejection_reason"] == "syntax_error" for p in props)
+    chats_seen.clear()
+    run_training(fake_cfg(tmp_path / "none", goalposts, mode, "gasp.iterations=1", "gasp.proposal_prefill="))
+    assert chats_seen and all(c[-1]["role"] == "user" for c in chats_seen)
+
+
 def test_novelty_filter_rejects_duplicates(tmp_path, goalposts):
     run = run_training(
         fake_cfg(tmp_path, goalposts, "gasp", "gasp.novelty_threshold=0.5", "gasp.iterations=1")

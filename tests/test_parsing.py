@@ -135,7 +135,32 @@ def test_inputs_as_one_list() -> None:
     assert parse_proposal(one).inputs == ["1", "'a'", "[2]", "(3,)", "None"]
     two = "```python\ndef f(a, b):\n    return a\n```\nInputs: [(1, 2), (3, 4), (5, 6), (7, 8), (9, 0)]"
     assert parse_proposal(two).inputs == ["1, 2", "3, 4", "5, 6", "7, 8", "9, 0"]
-    assert _reason(parse_proposal(one.replace(", None]", "]"))) == "no_inputs"
+    assert parse_proposal(one.replace(", None]", "]")) == Rejection("wrong_input_count", "got 4, want 5")
+    assert _reason(parse_proposal(one.replace("[1, 'a', [2], (3,), None]", "[]"))) == "no_inputs"
+    assert parse_proposal(two.replace("(9, 0)", "9")) == Rejection(  # not one call each
+        "input_arity_mismatch", "input 1 has 1 arguments, f takes 2"
+    )
+
+
+def test_a_list_cut_short_keeps_its_complete_items() -> None:
+    code = "```python\ndef f(x):\n    return x\n```\n"
+    assert parse_proposal(code + "Inputs: [1, 2, 3, 4, 5, 6, 7, 8,").inputs == ["1", "2", "3", "4", "5"]
+    cut_in_string = code + 'Inputs: ["ab", "c, d", [1, 2], "e", "f", "gh'
+    assert parse_proposal(cut_in_string).inputs == ["'ab'", "'c, d'", "[1, 2]", "'e'", "'f'"]
+    assert parse_proposal(code + "Inputs: [1, 2, 3, [4,") == Rejection("wrong_input_count", "got 3, want 5")
+    assert _reason(parse_proposal(code + "Inputs: [1")) == "no_inputs"
+
+
+def test_extra_inputs_are_cut_and_repeats_skipped() -> None:
+    many = "```python\ndef f(x):\n    return x\n```\nInputs: [4, 4, 1, 2, 4, 3, 5, 6, 7, xs]"
+    assert parse_proposal(many).inputs == ["4", "1", "2", "3", "5"]  # what follows is never read
+    assert parse_proposal(many.replace("[4, 4,", "[4, xs,")) == Rejection(
+        "input_not_literal_syntax", "input 2: 'xs'"
+    )
+    lines = GOOD.replace("Message:", "Input: [9], 9\nMessage:")
+    assert parse_proposal(lines).inputs == parse_proposal(GOOD).inputs
+    repeats = "```python\ndef f(x):\n    return x\n```\nInputs: [1, 1, 2, 2, 3, 3, 4]"
+    assert parse_proposal(repeats) == Rejection("wrong_input_count", "got 4 distinct of 7, want 5")
 
 
 def test_lone_function_is_renamed_to_f() -> None:

@@ -78,7 +78,10 @@ def test_self_play_templates_exist_and_every_packaged_template_splits() -> None:
 def test_proposer_worked_example_parses(name: str, n_inputs: int) -> None:
     chat = PROPOSERS[name](n_inputs)
     _assert_shape(chat)
-    assert f"exactly {n_inputs} line{'s' if n_inputs != 1 else ''} `Input" in chat[3]["content"]
+    assert (
+        f"`Inputs: [...]` listing exactly {n_inputs} input{'s' if n_inputs != 1 else ''} of f"
+        in chat[3]["content"]
+    )
     shown = n_inputs if name.startswith("azr") else 5  # GASP examples always show 5 inputs
     parsed = parsing.parse_proposal(chat[2]["content"], n_inputs=shown)
     assert isinstance(parsed, parsing.Proposal), parsed

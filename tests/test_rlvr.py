@@ -3,9 +3,9 @@ the students / metrics records, checkpoints and resume -- all with a scripted fa
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,10 +476,10 @@ def test_gasp_plus_rl_alternates_iterations_and_rl_updates(tmp_path, monkeypatch
             blocks.append((is_rl, 1))
     assert [b[0] for b in blocks] == [False, True] * iters
     assert all(count == m * batch for is_rl, count in blocks if is_rl)
-    # learning: the m RL updates come after the iteration's self-play updates, every iteration
-    runs = [k for k, _ in itertools.groupby(trained)]
-    assert runs == ["selfplay", "rl"] * iters
-    assert trained.count("rl") == m * iters
+    # learning: the m RL updates come after the iteration's self-play updates (if it made any:
+    # a step whose rewards are all equal carries no gradient), every iteration
+    assert "selfplay" in trained
+    assert re.fullmatch(f"((s)*(r){{{m}}}){{{iters}}}", "".join(k[0] for k in trained)), trained
 
     metrics = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert [len(r["rl"]) for r in metrics] == [m] * iters  # logged separately, one entry per update

@@ -353,7 +353,8 @@ def test_translation_is_accepted_by_verls_schema(command, estimator):
     assert actor.use_kl_loss is False and actor.loss_agg_mode == "token-mean"
     assert actor.ppo_mini_batch_size == 64
     n = cfg.rlvr.n if command == "rlvr" else cfg.gasp.n_student
-    assert rollout.temperature == 1.0 and rollout.n == n and rollout.name == "vllm"
+    temperature = cfg.rlvr.temperature if command == "rlvr" else cfg.generation.temperature
+    assert rollout.temperature == temperature and rollout.n == n and rollout.name == "vllm"
     assert rollout.val_kwargs.temperature == 0.6
     assert config.data.train_batch_size == 64
     assert config.actor_rollout_ref.model.external_lib == va.PLUGIN_MODULE

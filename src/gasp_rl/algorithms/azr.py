@@ -74,6 +74,7 @@ class AZR:
                     1,
                     self.cfg.generation.max_new_tokens,
                     seed=rng.randrange(2**31),
+                    prefill=self.cfg.gasp.proposal_prefill,
                 )
             for c, o in zip(group, outs):
                 c.completion = o[0]

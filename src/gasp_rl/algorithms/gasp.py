@@ -109,7 +109,12 @@ class GASP:
         for step in range(self.g.max_attempts):
             cands, chats = self._contexts(it, phase, step, rng, parents)
             outs = self.kit.sample(
-                chats, phase, 1, self.cfg.generation.max_new_tokens, seed=rng.randrange(2**31)
+                chats,
+                phase,
+                1,
+                self.cfg.generation.max_new_tokens,
+                seed=rng.randrange(2**31),
+                prefill=self.g.proposal_prefill,
             )
             for c, o in zip(cands, outs):
                 c.completion = o[0]

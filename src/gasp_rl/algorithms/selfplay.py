@@ -156,19 +156,37 @@ class SelfPlayKit:
     # ------------------------------------------------------------------ generation
 
     def sample(
-        self, prompts_: list, purpose: str, n: int, max_new_tokens: int, seed: int
+        self,
+        prompts_: list,
+        purpose: str,
+        n: int,
+        max_new_tokens: int,
+        seed: int,
+        prefill: str = "",
+        stop: list[str] | None = None,
     ) -> list[list[Completion]]:
+        """``n`` completions per chat.  With a ``prefill`` the answer starts with it, written for
+        the model (it conditions the policy like the prompt does); the returned text includes it,
+        the token ids are only what the model wrote."""
         g = self.cfg.generation
         params = SamplingParams(
             n=n,
             temperature=g.temperature,
             top_p=g.top_p,
             max_new_tokens=max_new_tokens,
+            stop=list(stop or []),
             seed=seed,
-            logprobs=True,
+            logprobs=False,  # the learner recomputes them (see update)
             purpose=purpose,
         )
-        return self.generator.generate(prompts_, params)
+        if prefill:
+            prompts_ = [[*chat, {"role": "assistant", "content": prefill}] for chat in prompts_]
+        outs = self.generator.generate(prompts_, params)
+        if prefill:
+            for group in outs:
+                for c in group:
+                    c.text = prefill + c.text
+        return outs
 
     # ------------------------------------------------------------------ execution
 
@@ -317,7 +335,12 @@ class SelfPlayKit:
         completions: list[list[Completion]] = [[] for _ in questions]
         for tt, idx in by_type.items():
             outs = self.sample(
-                [prompts.student_prompt(views[i]) for i in idx], f"student_{tt}", n, max_new_tokens, seed
+                [prompts.student_prompt(views[i]) for i in idx],
+                f"student_{tt}",
+                n,
+                max_new_tokens,
+                seed,
+                stop=parsing.STOP_AFTER_CODE_BLOCK if tt == "induction" else None,
             )
             for i, o in zip(idx, outs):
                 completions[i] = o
@@ -336,6 +359,9 @@ class SelfPlayKit:
 
         Advantages are TRR++: normalised within each (task type, role) group.  Samples whose
         advantage is zero (single-member or zero-variance groups) carry no gradient and are dropped.
+        No ``old_logprobs``, as in RLVR: the update is on-policy (one step per batch), so the ratio
+        is taken against the learner's own detached log-probs (exactly 1), not against sampling-time
+        log-probs computed in another precision (bf16 autocast, vLLM).
         """
         if self.learner is None or not items:
             return {}
@@ -346,7 +372,7 @@ class SelfPlayKit:
             eps=self.cfg.trainer.advantage_eps,
         )
         samples = [
-            PolicySample(c.prompt_token_ids, c.token_ids, float(a), c.logprobs, group=f"{t}|{ro}")
+            PolicySample(c.prompt_token_ids, c.token_ids, float(a), group=f"{t}|{ro}")
             for (c, _, t, ro), a in zip(items, adv)
             if abs(a) > 0 and c.token_ids
         ]

@@ -62,7 +62,13 @@ from gasp_rl.config import Config, SolverVerifierConfig
 from gasp_rl.core.agreement import Selection, matrix_stats, select_by_agreement, training_indices
 from gasp_rl.core.jobs import Job, Limits, Verdict
 from gasp_rl.core.novelty import VectorBuffer
-from gasp_rl.core.parsing import PYTHON_FENCE_TAGS, extract_code, fenced_blocks, parses
+from gasp_rl.core.parsing import (
+    PYTHON_FENCE_TAGS,
+    STOP_AFTER_CODE_BLOCK,
+    extract_code,
+    fenced_blocks,
+    parses,
+)
 from gasp_rl.core.prompts import render_chat
 from gasp_rl.core.tasks import Problem, read_jsonl
 from gasp_rl.errors import BackendUnavailable, DataError, GaspError
@@ -404,9 +410,8 @@ class Candidate:
         }
 
 
-#: Generation stops once a code block is closed and a new line begins: what follows is prose the
-#: tiny model adds (explanations, more examples) and it only costs tokens.
-STOP_AFTER_BLOCK = ["\n```\n"]
+#: Generation stops once a code block is closed and a new line begins.
+STOP_AFTER_BLOCK = STOP_AFTER_CODE_BLOCK
 
 
 def close_fence(text: str) -> str:

@@ -79,11 +79,14 @@ class FakeGenerator:
         out = []
         for prompt in prompts:
             text = _last_user(prompt)
+            prefill = prompt[-1]["content"] if prompt and prompt[-1]["role"] == "assistant" else ""
             self.calls.append((params.purpose, params.n))
             group = []
             for i in range(params.n):
                 rng = random.Random(_h(self.seed, params.seed, text, i, params.purpose))
                 body = self._respond(params.purpose, text, rng)
+                if prefill:  # continue the prefill: what the script wrote after it, or junk
+                    body = body[len(prefill) :] if body.startswith(prefill) else f"x):\n{body}"
                 ids = [ord(c) % 50000 for c in body[: params.max_new_tokens]]
                 group.append(
                     Completion(

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from gasp_rl.backends import chat_prompt_text
 from gasp_rl.backends.embedded import resolve_model_path
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
 from gasp_rl.config import Config, GenerationConfig, ModelConfig, TrainerConfig
@@ -222,10 +223,7 @@ class HFPolicy:
                 self._warned_no_template = True
             text = "\n\n".join(m["content"] for m in chat)
         else:
-            prefill = chat[-1]["role"] == "assistant"
-            text = self.tokenizer.apply_chat_template(
-                chat, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill
-            )
+            text = chat_prompt_text(self.tokenizer, chat)
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from gasp_rl.backends import chat_prompt_text
 from gasp_rl.config import Config, ModelConfig
 from gasp_rl.errors import ContextLengthError, GaspError, ModelLoadError
 from gasp_rl.seams import Chat, Completion, SamplingParams
@@ -134,12 +135,13 @@ class OpenAICompatGenerator:
             body["seed"] = seed
         if self.api == "chat":
             body["messages"] = chat
+            if chat and chat[-1]["role"] == "assistant":  # prefill: continue it (vLLM's server
+                body["continue_final_message"] = True  # needs these two; llama.cpp does it anyway)
+                body["add_generation_prompt"] = False
             if params.logprobs:
                 body["logprobs"] = True
         else:
-            body["prompt"] = self.tokenizer.apply_chat_template(
-                chat, tokenize=False, add_generation_prompt=True
-            )
+            body["prompt"] = chat_prompt_text(self.tokenizer, chat)
             if params.logprobs:
                 body["logprobs"] = 1
         return body

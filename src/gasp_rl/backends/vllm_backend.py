@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gasp_rl.backends import chat_prompt_text
 from gasp_rl.backends.embedded import resolve_model_path
 from gasp_rl.config import Config
 from gasp_rl.errors import BackendUnavailable, ContextLengthError, ModelLoadError
@@ -63,9 +64,7 @@ class VLLMGenerator:
         )
 
     def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
-        texts = [
-            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in prompts
-        ]
+        texts = [chat_prompt_text(self.tokenizer, c) for c in prompts]
         for i, t in enumerate(texts):
             n = len(self.tokenizer(t, add_special_tokens=False)["input_ids"])
             if n >= self.max_context:

@@ -414,7 +414,7 @@ _INPUT_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _INPUTS_LIST = re.compile(
-    r"^[ \t>*\-]*\**\s*inputs\s*\**\s*[:=]\**[ \t]*(\[.*\])[ \t]*$", re.IGNORECASE | re.MULTILINE
+    r"^[ \t>*\-]*\**\s*inputs\s*\**\s*[:=]\**[ \t]*(\[.*)$", re.IGNORECASE | re.MULTILINE
 )
 _MESSAGE_LINE = re.compile(
     r"^[ \t>*\-]*\**\s*(?:message|hint)\s*\**\s*:\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE
@@ -458,19 +458,40 @@ def _input_texts(rest: str) -> list[str]:
     return [m.group(1) for m in (before or found)]
 
 
-def _inputs_from_list(rest: str, n_inputs: int, n_params: int) -> list[str] | None:
-    """One ``Inputs: [a, b, ...]`` list of exactly ``n_inputs`` literal items, read per call."""
-    m = _INPUTS_LIST.search(rest)
-    node = _parse_expr(m.group(1)) if m else None
-    if not isinstance(node, ast.List) or len(node.elts) != n_inputs:
-        return None
-    if not all(is_literal_node(e) for e in node.elts):
-        return None
-    if n_params == 1:
-        return [ast.unparse(e) for e in node.elts]
-    if all(isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == n_params for e in node.elts):
-        return [", ".join(ast.unparse(x) for x in e.elts) for e in node.elts]  # type: ignore[attr-defined]
+def _list_node(text: str) -> ast.List | None:
+    """``text`` as a list display; a list cut short (the model ran out of tokens, or rambled on)
+    keeps its complete leading items: ``[1, 2, 3, 4, 5, 6, 7, 8,`` -> ``[1, 2, 3, 4, 5, 6, 7, 8]``."""
+    text = text.strip().rstrip("`").strip()
+    node = _parse_expr(text)
+    if isinstance(node, ast.List):
+        return node
+    cut = len(text)
+    for _ in range(_MAX_LIST_REPAIRS):
+        cut = text.rfind(",", 0, cut)
+        if cut <= 0:
+            return None
+        node = _parse_expr(text[:cut] + "]")
+        if isinstance(node, ast.List):
+            return node
     return None
+
+
+_MAX_LIST_REPAIRS = 64
+
+
+def _inputs_from_list(rest: str, n_params: int) -> list[str] | None:
+    """The items of one ``Inputs: [a, b, ...]`` line, each as the argument text of one call (checked
+    to be literals by the caller).  For an ``f`` of several parameters each item must be a tuple
+    or list of that many arguments; otherwise each item is one argument."""
+    m = _INPUTS_LIST.search(rest)
+    node = _list_node(m.group(1)) if m else None
+    if node is None or not node.elts:
+        return None
+    if n_params > 1 and all(
+        isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == n_params for e in node.elts
+    ):
+        return [", ".join(ast.unparse(x) for x in e.elts) for e in node.elts]  # type: ignore[attr-defined]
+    return [ast.unparse(e) for e in node.elts]
 
 
 def parse_proposal(
@@ -505,14 +526,16 @@ def parse_proposal(
     low, high = _arity(f_args)
     raw = _input_texts(rest)
     if not raw:
-        listed = _inputs_from_list(rest, n_inputs, low if low == high else -1)
+        listed = _inputs_from_list(rest, low if low == high else -1)
         if listed is None:
             return Rejection("no_inputs")
         raw = listed
-    if len(raw) != n_inputs:
-        return Rejection("wrong_input_count", f"got {len(raw)}, want {n_inputs}")
+    # The first n_inputs distinct inputs are the task; extra ones are cut (unambiguous), repeats
+    # are skipped (a repeated I/O pair shows or checks nothing new), too few is a rejection.
     inputs: list[str] = []
     for k, value in enumerate(raw):
+        if len(inputs) == n_inputs:
+            break
         if len(value) > MAX_INPUT_CHARS:
             return Rejection("input_too_long", f"input {k + 1}: {len(value)} characters")
         args = _literal_args(_clean_input(value))
@@ -523,13 +546,23 @@ def parse_proposal(
             return Rejection(
                 "input_arity_mismatch", f"input {k + 1} has {len(args)} arguments, f takes {want}"
             )
-        inputs.append(", ".join(ast.unparse(a) for a in args))
+        text_args = ", ".join(ast.unparse(a) for a in args)
+        if text_args not in inputs:
+            inputs.append(text_args)
+    if len(inputs) < n_inputs:
+        repeats = f" distinct of {len(raw)}" if len(raw) > len(inputs) else ""
+        return Rejection("wrong_input_count", f"got {len(inputs)}{repeats}, want {n_inputs}")
     m = _MESSAGE_LINE.search(rest)
     message = _strip_ticks(m.group(1))[:MAX_MESSAGE_CHARS].strip() if m else ""
     return Proposal(code=code, inputs=inputs, message=message, renamed_from=renamed_from)
 
 
 # ---------------------------------------------------------------- student answers
+
+#: Stop strings for answers that end with their code block (induction, solutions, tests): what a
+#: small model writes after the block (explanations, more examples) only costs generation time.
+#: Proposals cannot stop there: their inputs and message follow the block.
+STOP_AFTER_CODE_BLOCK = ["\n```\n"]
 
 _ANSWER_LINE = re.compile(r"^[ \t>*\-]*\**\s*answer\s*\**\s*:\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
