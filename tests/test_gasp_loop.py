@@ -221,3 +221,22 @@ def test_sigkill_mid_iteration_then_resume(tmp_path, goalposts):
         assert ids == [r.get("id") or (r["source_id"], r["phase"]) for r in want]
         assert got == want
     assert [m["iteration"] for m in records(run_dir, "metrics")] == [0, 1, 2, 3]
+
+
+def test_progress_line_says_why_proposals_were_rejected():
+    from gasp_rl.algorithms.loop import _progress_line
+
+    m = {
+        "proposals": {
+            "accepted": 1,
+            "attempted": 4,
+            "by_reason": {"accepted": 1, "syntax_error": 2, "no_inputs": 1},
+        },
+        "student_reward": {"all": 0.25},
+    }
+    assert _progress_line(0, 2, m, 10.04, 9.6) == (
+        "iteration 1/2: accepted 1/4 proposals (rejected: syntax_error 2, no_inputs 1), "
+        "student reward 0.25, 10.0s (ETA 10s)"
+    )
+    m["proposals"]["by_reason"] = {"accepted": 4}
+    assert "rejected" not in _progress_line(0, 2, m, 1.0, 0.0)

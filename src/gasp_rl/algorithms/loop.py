@@ -99,9 +99,11 @@ def _load_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit)
 def _progress_line(it: int, total: int, m: dict[str, Any], dt: float, eta: float) -> str:
     p = m.get("proposals", {})
     sr = (m.get("student_reward") or {}).get("all")
+    rejected = sorted(((n, r) for r, n in p.get("by_reason", {}).items() if r != "accepted"), reverse=True)
+    why = f" (rejected: {', '.join(f'{r} {n}' for n, r in rejected)})" if rejected else ""
     return (
-        f"iteration {it + 1}/{total}: accepted {p.get('accepted', 0)}/{p.get('attempted', 0)} proposals, "
-        f"student reward {sr if sr is None else round(sr, 3)}, {dt:.1f}s (ETA {eta:.0f}s)"
+        f"iteration {it + 1}/{total}: accepted {p.get('accepted', 0)}/{p.get('attempted', 0)} proposals"
+        f"{why}, student reward {sr if sr is None else round(sr, 3)}, {dt:.1f}s (ETA {eta:.0f}s)"
     )
 
 

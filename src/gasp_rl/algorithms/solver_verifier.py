@@ -815,6 +815,11 @@ def summarise_history(
     return out
 
 
+def _disabled_bar(bar: Any, *args: Any, **kwargs: Any) -> Any:
+    """``bar(...)`` with ``disable=True`` whatever the caller passed (TRL passes its own)."""
+    return bar(*args, **{**kwargs, "disable": True})
+
+
 @contextmanager
 def _quiet_libraries() -> Iterator[None]:
     """datasets / transformers / TRL progress bars and info logs off while TRL runs (records, not
@@ -837,7 +842,7 @@ def _quiet_libraries() -> Iterator[None]:
         bar = getattr(mod, "tqdm", None)
         if callable(bar):
             swapped.append((mod, bar))
-            mod.tqdm = functools.partial(bar, disable=True)
+            mod.tqdm = functools.partial(_disabled_bar, bar)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL / transformers
