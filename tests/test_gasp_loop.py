@@ -240,3 +240,28 @@ def test_progress_line_says_why_proposals_were_rejected():
     )
     m["proposals"]["by_reason"] = {"accepted": 4}
     assert "rejected" not in _progress_line(0, 2, m, 1.0, 0.0)
+
+
+def test_resume_can_extend_a_finished_run_but_not_change_what_defines_it(tmp_path, goalposts):
+    from typer.testing import CliRunner
+
+    from gasp_rl.cli import app
+
+    ref = run_training(fake_cfg(tmp_path / "ref", goalposts, "gasp", "gasp.iterations=3"))
+    run = run_training(fake_cfg(tmp_path / "short", goalposts, "gasp", "gasp.iterations=2"))
+    cli = CliRunner()
+    refused = cli.invoke(
+        app, ["train", "--resume", str(run), "model.name_or_path=other", "gasp.iterations=3"]
+    )
+    assert refused.exit_code != 0 and "model.name_or_path cannot change" in refused.output
+    refused = cli.invoke(app, ["train", "--resume", str(run), "configs/gasp_cpu.yaml"])
+    assert refused.exit_code == 2 and "its own config.yaml" in refused.output
+    assert [m["iteration"] for m in records(run, "metrics")] == [0, 1]  # refusals changed nothing
+
+    done = cli.invoke(app, ["train", "--resume", str(run), "gasp.iterations=3"])
+    assert done.exit_code == 0, done.output
+    assert load_config(run / "config.yaml").gasp.iterations == 3
+    assert json.loads((run / "run.json").read_text())["last_iteration"] == 2
+    for stream in ("proposals", "students", "metrics"):
+        strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+        assert strip(records(run, stream)) == strip(records(ref, stream)), stream

@@ -40,6 +40,19 @@ def _config(args: list[str] | None) -> Config:
         raise  # unreachable
 
 
+def _run(fn, args: list[str] | None, resume: Path | None) -> None:
+    """A run command: a new run from the config, or ``--resume RUN_DIR`` with the run's own config
+    plus the overrides a resumed run may change (``gasp_rl.runs.RESUMABLE_KEYS``)."""
+    if resume is None:
+        _guard(fn, _config(args))
+        return
+    overrides = list(args or [])
+    not_overrides = [a for a in overrides if "=" not in a]
+    if not_overrides:
+        _fail(f"a resumed run uses its own config.yaml; give only key=value overrides, got {not_overrides}")
+    _guard(fn, None, resume=resume, overrides=overrides)
+
+
 def _fail(msg: str, code: int = 2) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -64,10 +77,9 @@ def train(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """GASP self-play (default), the AZR baseline, an ablation, or GASP + real-data RL (mode=...)."""
-    cfg = _config(args)
     from gasp_rl.algorithms.gasp import run_training
 
-    _guard(run_training, cfg, resume=resume)
+    _run(run_training, args, resume)
 
 
 @app.command(context_settings=_EXTRA)
@@ -76,10 +88,9 @@ def rlvr(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Plain RL with verifiable rewards (GRPO) on real problems."""
-    cfg = _config(args)
     from gasp_rl.algorithms.rlvr import run_rlvr
 
-    _guard(run_rlvr, cfg, resume=resume)
+    _run(run_rlvr, args, resume)
 
 
 @app.command("solver-verifier", context_settings=_EXTRA)
@@ -88,10 +99,9 @@ def solver_verifier(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Sol-Ver: solver/verifier self-play with SFT then DPO."""
-    cfg = _config(args)
     from gasp_rl.algorithms.solver_verifier import run_solver_verifier
 
-    _guard(run_solver_verifier, cfg, resume=resume)
+    _run(run_solver_verifier, args, resume)
 
 
 @app.command("eval", context_settings=_EXTRA)

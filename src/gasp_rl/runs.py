@@ -26,13 +26,13 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gasp_rl.config import Config, dump_config, load_config
+from gasp_rl.config import Config, ConfigError, dump_config, load_config
 from gasp_rl.errors import GaspError
 
 STREAMS = ("proposals", "students", "metrics")
@@ -70,6 +70,18 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
+#: Settings a resumed run may change: how long it runs, how it logs, how many sandbox workers.
+#: Everything else (model, method, data, seeds) defines the run and is fixed when it is created.
+RESUMABLE_KEYS = (
+    "gasp.iterations",
+    "rlvr.updates",
+    "solver_verifier.iterations",
+    "run.tensorboard",
+    "run.wandb",
+    "sandbox.workers",
+)
+
+
 class RunStore:
     """Append-only records plus checkpoints of one run."""
 
@@ -103,11 +115,26 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, path: Path) -> RunStore:
+    def open(cls, path: Path, overrides: Sequence[str] = ()) -> RunStore:
+        """Reopen a run to resume it, with its own ``config.yaml``.  ``overrides`` may change only
+        :data:`RESUMABLE_KEYS` (e.g. ``gasp.iterations=10`` to run longer); the new config is saved."""
         path = Path(path)
         if not (path / "run.json").exists() or not (path / "config.yaml").exists():
             raise GaspError(f"{path} is not a gasp-rl run directory (no run.json / config.yaml)")
-        cfg = load_config(path / "config.yaml")
+        fixed = [
+            o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_KEYS
+        ]
+        if fixed:
+            raise GaspError(
+                f"a resumed run keeps its config ({path / 'config.yaml'}); {', '.join(fixed)} cannot change. "
+                f"Resumable: {', '.join(RESUMABLE_KEYS)}; for anything else start a new run"
+            )
+        try:
+            cfg = load_config(path / "config.yaml", list(overrides))
+        except ConfigError as e:
+            raise GaspError(str(e)) from None
+        if overrides:
+            atomic_write_text(path / "config.yaml", dump_config(cfg))
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
         store = cls(path, cfg, meta)
         store.truncate_after(int(meta.get("last_iteration", -1)))

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,12 +150,14 @@ class _Display:
             self.progress.stop()
 
 
-def run_selfplay(cfg: Config, resume: Path | None = None) -> Path:
+def run_selfplay(cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()) -> Path:
+    """Run (``cfg``) or resume (``resume``, its config plus resumable ``overrides``) a self-play run."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if resume is not None:
-        store = RunStore.open(resume)
+        store = RunStore.open(resume, overrides)
         cfg = store.cfg
     else:
+        assert cfg is not None, "a new run needs a config"
         store = RunStore.create(cfg, "train")
     start = int(store.meta.get("last_iteration", -1)) + 1
     if start >= cfg.gasp.iterations:

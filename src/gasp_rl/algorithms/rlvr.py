@@ -412,14 +412,14 @@ def rl_metrics(
 # ---------------------------------------------------------------------------------- the run
 
 
-def run_rlvr(cfg: Config, resume: Path | None = None) -> Path:
+def run_rlvr(cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()) -> Path:
     """``gasp rlvr``: ``rlvr.updates`` GRPO updates, recorded in a run directory.  Returns its path.
 
     With ``resume`` the run continues after its last committed update, from ``checkpoints/last``,
-    with the config stored in the run directory (command-line overrides are ignored then).
+    with the config stored in the run directory plus resumable ``overrides`` (``RunStore.open``).
     """
     if resume is not None:
-        store = RunStore.open(resume)
+        store = RunStore.open(resume, overrides)
         if store.meta.get("command") != "rlvr":
             store.close()
             raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not an rlvr run")

@@ -1268,17 +1268,19 @@ def format_iteration(m: dict[str, Any], total: int) -> str:
     )
 
 
-def run_solver_verifier(cfg: Config, resume: Path | None = None) -> Path:
+def run_solver_verifier(
+    cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()
+) -> Path:
     """``gasp solver-verifier``: ``solver_verifier.iterations`` Sol-Ver iterations, each from the
     last checkpoint, recorded in a run directory.  Returns its path.
 
     With ``resume`` the run continues after its last committed iteration, from
-    ``checkpoints/last``, with the config stored in the run directory.
+    ``checkpoints/last``, with the config stored in the run directory plus resumable ``overrides``.
     """
     from gasp_rl.backends.factory import build_policy
     from gasp_rl.sandbox import make_executor
 
-    store = RunStore.open(resume) if resume is not None else RunStore.create(cfg, COMMAND)
+    store = RunStore.open(resume, overrides) if resume is not None else RunStore.create(cfg, COMMAND)  # type: ignore[arg-type]
     if store.meta.get("command") != COMMAND:
         store.close()
         raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not a {COMMAND} run")
