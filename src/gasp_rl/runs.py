@@ -214,3 +214,25 @@ def load_run_config(path: Path) -> Config:
 
 def read_yaml(path: Path) -> Any:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+#: Checkpoint files only a resume needs (evaluation needs the weights only).
+RESUME_ONLY_PREFIXES = ("optimizer", "loop_state", "buffers")
+
+
+def keep_weights(src: Path, dest: Path, also_resume_only: tuple[str, ...] = ()) -> None:
+    """Hard-link (or copy, across file systems) the files of checkpoint ``src`` into ``dest``,
+    leaving out resume-only state: no extra disk until ``src`` is replaced.  ``dest`` appears
+    whole or not at all."""
+    skip = RESUME_ONLY_PREFIXES + also_resume_only
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.startswith(skip):
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+    replace_dir(tmp, dest)

@@ -20,7 +20,7 @@ import numpy as np
 from gasp_rl.algorithms.selfplay import SelfPlayKit
 from gasp_rl.config import Config
 from gasp_rl.errors import GaspError
-from gasp_rl.runs import RunStore, replace_dir
+from gasp_rl.runs import RunStore, keep_weights, replace_dir
 
 log = logging.getLogger("gasp_rl")
 
@@ -69,18 +69,7 @@ def _save_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit,
     replace_dir(tmp, store.last_checkpoint)
     every = store.cfg.gasp.checkpoint_every
     if (it + 1) % every == 0 or it + 1 == store.cfg.gasp.iterations:
-        dest = store.iteration_checkpoint(it)
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in store.last_checkpoint.iterdir():
-            if f.is_file() and not f.name.startswith(("optimizer", "loop_state", "buffers")):
-                target = dest / f.name
-                if not target.exists():
-                    try:
-                        os.link(f, target)  # no extra disk until 'last' is replaced
-                    except OSError:
-                        import shutil
-
-                        shutil.copy2(f, target)
+        keep_weights(store.last_checkpoint, store.iteration_checkpoint(it))
 
 
 def _load_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit) -> None:

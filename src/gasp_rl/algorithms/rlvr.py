@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import shutil
 import sys
@@ -44,7 +43,7 @@ from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.tasks import Problem, read_jsonl
 from gasp_rl.errors import DataError, GaspError
-from gasp_rl.runs import RunStore, atomic_write_text, replace_dir
+from gasp_rl.runs import RunStore, atomic_write_text, keep_weights, replace_dir
 from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,7 @@ REAL_TASK_TYPE = "real"
 PHASE = "rlvr"
 #: File of ``checkpoints/last`` holding where the run is.
 STATE_FILE = "state.json"
-#: Checkpoint files needed to resume but not to evaluate (not kept in ``iter_NNNNNN``).
-RESUME_ONLY_PREFIXES = ("optimizer", "loop_state", "buffers", STATE_FILE)
+
 #: Characters of a completion kept in a students record as an example (one per problem).
 EXAMPLE_CHARS = 1500
 
@@ -489,23 +487,7 @@ def save_checkpoints(store: RunStore, learner: Learner, update: int, every: int,
     atomic_write_text(tmp / STATE_FILE, json.dumps({"mode": "rlvr", "iteration": update}) + "\n")
     replace_dir(tmp, last)
     if (update + 1) % every == 0 or update + 1 == total:
-        keep_weights(last, store.iteration_checkpoint(update))
-
-
-def keep_weights(src: Path, dest: Path) -> None:
-    """Hard-link (or copy, across file systems) the files of checkpoint ``src`` into ``dest``,
-    leaving out resume-only state (optimizer, loop state): evaluation needs the weights only."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file() and not f.name.startswith(RESUME_ONLY_PREFIXES):
-            try:
-                os.link(f, tmp / f.name)
-            except OSError:
-                shutil.copy2(f, tmp / f.name)
-    replace_dir(tmp, dest)
+        keep_weights(last, store.iteration_checkpoint(update), also_resume_only=(STATE_FILE,))
 
 
 @contextmanager
