@@ -41,7 +41,7 @@ from typing import Any
 
 from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
-from gasp_rl.core.tasks import Problem, read_jsonl
+from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
 from gasp_rl.runs import RunStore, atomic_write_text, keep_weights, replace_dir
 from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
@@ -128,35 +128,12 @@ def load_rlvr_problems(cfg: Config) -> list[Problem]:
       ``rlvr.problems_path`` pointing at the local ``test*.jsonl`` file or directory);
     - a path to a ``.jsonl`` of :class:`~gasp_rl.core.tasks.Problem` records (gasp-rl's own format).
     """
-    from gasp_rl.eval import datasets
+    from gasp_rl.eval.datasets import load_problems
 
-    spec = cfg.rlvr.problems
-    name = spec.removeprefix("builtin:")
-    if name in datasets.BENCHMARKS:
-        problems = datasets.load_benchmark(name, cfg.rlvr.problems_path, limit=cfg.rlvr.limit)
-    elif Path(spec).is_file():
-        problems = _problems_from_jsonl(Path(spec))[: cfg.rlvr.limit]
-    else:
-        raise DataError(
-            f"rlvr.problems={spec!r} is neither a benchmark ({', '.join(datasets.BENCHMARKS)}) "
-            "nor an existing Problem .jsonl file"
-        )
-    if not problems:
-        raise DataError(f"rlvr.problems={spec!r} holds no problems")
-    return problems
-
-
-def _problems_from_jsonl(path: Path) -> list[Problem]:
-    out = []
     try:
-        for i, row in enumerate(read_jsonl(path), 1):
-            try:
-                out.append(Problem.from_dict(row))
-            except (TypeError, KeyError) as e:
-                raise DataError(f"{path}: record {i} is not a Problem ({e})") from None
-    except ValueError as e:
-        raise DataError(str(e)) from None
-    return out
+        return load_problems(cfg.rlvr.problems, cfg.rlvr.problems_path, limit=cfg.rlvr.limit)
+    except DataError as e:
+        raise DataError(f"rlvr.problems: {e}") from None
 
 
 # ---------------------------------------------------------------------------------- prompt + grading

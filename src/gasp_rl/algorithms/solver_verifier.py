@@ -70,8 +70,8 @@ from gasp_rl.core.parsing import (
     parses,
 )
 from gasp_rl.core.prompts import render_chat
-from gasp_rl.core.tasks import Problem, read_jsonl
-from gasp_rl.errors import BackendUnavailable, DataError, GaspError
+from gasp_rl.core.tasks import Problem
+from gasp_rl.errors import BackendUnavailable, GaspError
 from gasp_rl.runs import RunStore, atomic_write_text, read_records, replace_dir
 from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams
 
@@ -1185,33 +1185,6 @@ def _write_eval_summary(store: RunStore, tag: int | str, result: dict[str, Any])
 # ====================================================================== the run
 
 
-def load_problems(spec: str, path: str | None = None, limit: int | None = None) -> list[Problem]:
-    """A benchmark name of :mod:`gasp_rl.eval.datasets` (``builtin:`` prefix optional) or a
-    ``.jsonl`` of :class:`~gasp_rl.core.tasks.Problem` records."""
-    from gasp_rl.eval import datasets
-
-    name = spec.removeprefix("builtin:")
-    if name in datasets.BENCHMARKS:
-        return datasets.load_benchmark(name, path, limit=limit)
-    p = Path(spec)
-    if not p.is_file():
-        raise DataError(
-            f"{spec!r} is neither a benchmark ({', '.join(datasets.BENCHMARKS)}) nor a Problem .jsonl file"
-        )
-    out = []
-    try:
-        for i, row in enumerate(read_jsonl(p), 1):
-            try:
-                out.append(Problem.from_dict(row))
-            except (TypeError, KeyError) as e:
-                raise DataError(f"{p}: record {i} is not a Problem ({e})") from None
-    except ValueError as e:
-        raise DataError(str(e)) from None
-    if not out:
-        raise DataError(f"{p} holds no problems")
-    return out[:limit] if limit else out
-
-
 def _trainable(bundle: Any) -> tuple[Any, Any]:
     """The HF model + tokenizer TRL trains, from a policy bundle (or its learner)."""
     for holder in (bundle, getattr(bundle, "learner", None)):
@@ -1278,6 +1251,7 @@ def run_solver_verifier(
     ``checkpoints/last``, with the config stored in the run directory plus resumable ``overrides``.
     """
     from gasp_rl.backends.factory import build_policy
+    from gasp_rl.eval.datasets import load_problems
     from gasp_rl.sandbox import make_executor
 
     store = RunStore.open(resume, overrides) if resume is not None else RunStore.create(cfg, COMMAND)  # type: ignore[arg-type]

@@ -535,6 +535,28 @@ def load_benchmark(
     return problems
 
 
+def load_problems(spec: str, path: str | Path | None = None, limit: int | None = None) -> list[Problem]:
+    """Training / seed problems: a benchmark name (``builtin:`` prefix optional; ``path`` as in
+    :func:`load_benchmark`) or a ``.jsonl`` of :class:`Problem` records (gasp-rl's own format)."""
+    name = spec.removeprefix("builtin:")
+    if name in BENCHMARKS:
+        return load_benchmark(name, path, limit=limit)
+    file = Path(spec)
+    if not file.is_file():
+        raise DataError(
+            f"{spec!r} is neither a benchmark ({', '.join(BENCHMARKS)}) nor a Problem .jsonl file"
+        )
+    problems = []
+    for lineno, row in iter_jsonl(file):
+        try:
+            problems.append(Problem.from_dict(row))
+        except (TypeError, KeyError, ValueError) as e:
+            raise DataError(f"{file}:{lineno}: not a Problem record ({e})") from None
+    if not problems:
+        raise DataError(f"{file} holds no problems")
+    return problems[:limit] if limit else problems
+
+
 def _load(spec: BenchmarkSpec, path: str | None, release_version: str | None) -> list[Problem]:
     name = spec.name
     if name == "goalposts":
