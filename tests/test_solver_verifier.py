@@ -14,6 +14,7 @@ from gasp_rl.algorithms import solver_verifier as sv
 from gasp_rl.backends.embedder import HashingEmbedder
 from gasp_rl.config import Config, SandboxConfig
 from gasp_rl.core.jobs import Job, Verdict
+from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK
 from gasp_rl.core.tasks import Problem
 from gasp_rl.sandbox import LocalExecutor
 from gasp_rl.seams import Chat, Completion, SamplingParams
@@ -197,10 +198,10 @@ def test_close_fence_and_prefilled_verifier_answers() -> None:
     class Continuer:
         def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
             assert prompts[0][-1] == {"role": "assistant", "content": "```python\nassert inc("}
-            assert params.stop == sv.STOP_AFTER_BLOCK
+            assert params.stop == STOP_AFTER_CODE_BLOCK
             return [[Completion("1) == 2"), Completion("x)")]]
 
-    params = SamplingParams(n=2, stop=list(sv.STOP_AFTER_BLOCK))
+    params = SamplingParams(n=2, stop=list(STOP_AFTER_CODE_BLOCK))
     (cands,) = sv.sample_tests(Continuer(), [problem("inc")], params, max_asserts=3, prefill=True)
     assert cands[0].text == "```python\nassert inc(1) == 2\n```" and cands[0].code == "assert inc(1) == 2\n"
     assert cands[1].code is None and cands[1].reason == "no_unit_assert"

@@ -121,9 +121,8 @@ class RunStore:
         path = Path(path)
         if not (path / "run.json").exists() or not (path / "config.yaml").exists():
             raise GaspError(f"{path} is not a gasp-rl run directory (no run.json / config.yaml)")
-        fixed = [
-            o.split("=", 1)[0].strip() for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_KEYS
-        ]
+        keys = [o.split("=", 1)[0].strip() for o in overrides]
+        fixed = [k for k in keys if k not in RESUMABLE_KEYS]
         if fixed:
             raise GaspError(
                 f"a resumed run keeps its config ({path / 'config.yaml'}); {', '.join(fixed)} cannot change. "

@@ -66,6 +66,23 @@ class Generator(Protocol):
         ...
 
 
+def generate_prefilled(
+    generator: Generator, prompts: list[Chat], params: SamplingParams, prefills: list[str]
+) -> list[list[Completion]]:
+    """Like ``generator.generate``, with each prompt's answer started for the model: a non-empty
+    ``prefills[i]`` is sent as a final assistant message that the backend continues, and is put
+    back in front of each returned ``text`` (the token ids stay what the model wrote)."""
+    chats = [
+        [*chat, {"role": "assistant", "content": pre}] if pre else chat
+        for chat, pre in zip(prompts, prefills)
+    ]
+    outs = generator.generate(chats, params)
+    for group, pre in zip(outs, prefills):
+        for c in group:
+            c.text = pre + c.text
+    return outs
+
+
 @runtime_checkable
 class Learner(Protocol):
     def update(self, samples: list[PolicySample]) -> dict[str, float]:

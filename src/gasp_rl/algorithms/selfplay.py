@@ -24,7 +24,16 @@ from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
 from gasp_rl.core.tasks import TASK_TYPES, IOPair, ProgramTask
-from gasp_rl.seams import Completion, Embedder, Executor, Generator, Learner, PolicySample, SamplingParams
+from gasp_rl.seams import (
+    Completion,
+    Embedder,
+    Executor,
+    Generator,
+    Learner,
+    PolicySample,
+    SamplingParams,
+    generate_prefilled,
+)
 
 # Sandbox verdict -> rejection reason of a proposal whose reference run failed.
 _EXEC_REASON = {
@@ -179,14 +188,7 @@ class SelfPlayKit:
             logprobs=False,  # the learner recomputes them (see update)
             purpose=purpose,
         )
-        if prefill:
-            prompts_ = [[*chat, {"role": "assistant", "content": prefill}] for chat in prompts_]
-        outs = self.generator.generate(prompts_, params)
-        if prefill:
-            for group in outs:
-                for c in group:
-                    c.text = prefill + c.text
-        return outs
+        return generate_prefilled(self.generator, prompts_, params, [prefill] * len(prompts_))
 
     # ------------------------------------------------------------------ execution
 

@@ -73,7 +73,7 @@ from gasp_rl.core.prompts import render_chat
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import BackendUnavailable, GaspError
 from gasp_rl.runs import RunStore, atomic_write_text, read_records, replace_dir
-from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams
+from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams, generate_prefilled
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def synthesise(
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             seed=derive_seed(seed, "synth", iteration, r),
-            stop=list(STOP_AFTER_BLOCK),
+            stop=list(STOP_AFTER_CODE_BLOCK),
             purpose="sv_synthesize",
         )
         for k, (s, comps) in enumerate(zip(shown, generator.generate(chats, params))):
@@ -410,10 +410,6 @@ class Candidate:
         }
 
 
-#: Generation stops once a code block is closed and a new line begins.
-STOP_AFTER_BLOCK = STOP_AFTER_CODE_BLOCK
-
-
 def close_fence(text: str) -> str:
     """``text`` with its last code block closed again when a stop string cut the closing fence
     off, so training examples show the model a complete answer."""
@@ -471,17 +467,10 @@ def sample_tests(
     if not problems:
         return []
     starts = [verifier_prefill(p) if prefill else "" for p in problems]
-    chats = [
-        verifier_prompt(p) + ([{"role": "assistant", "content": start}] if start else [])
-        for p, start in zip(problems, starts)
-    ]
-    outs = generator.generate(chats, params)
+    outs = generate_prefilled(generator, [verifier_prompt(p) for p in problems], params, starts)
     return [
-        [
-            _candidate(t := close_fence(start + c.text), c, parse_test(t, p.entry_point, max_asserts))
-            for c in comps
-        ]
-        for p, start, comps in zip(problems, starts, outs)
+        [_candidate(t := close_fence(c.text), c, parse_test(t, p.entry_point, max_asserts)) for c in comps]
+        for p, comps in zip(problems, outs)
     ]
 
 
@@ -1012,7 +1001,7 @@ class SolVer:
             top_p=g.top_p,
             max_new_tokens=max_new_tokens,
             seed=derive_seed(self.cfg.run.seed, purpose, iteration),
-            stop=list(STOP_AFTER_BLOCK),
+            stop=list(STOP_AFTER_CODE_BLOCK),
             purpose=purpose,
         )
 
@@ -1138,7 +1127,7 @@ class SolVer:
             top_p=ev.top_p,
             max_new_tokens=sv.test_max_new_tokens,
             seed=derive_seed(self.cfg.run.seed, "eval-tests"),
-            stop=list(STOP_AFTER_BLOCK),
+            stop=list(STOP_AFTER_CODE_BLOCK),
             purpose="sv_eval_test",
         )
         tests = sample_tests(
