@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gasp_rl.config import Config
-from gasp_rl.core import parsing, prompts, safety
+from gasp_rl.core import parsing, prompts
 from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
@@ -201,13 +201,9 @@ class SelfPlayKit:
         n_shown = self.cfg.gasp.n_public_io
         runnable: list[Candidate] = []
         for c in cands:
-            parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)
+            parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)  # safety included
             if isinstance(parsed, parsing.Rejection):
                 c.reject(parsed.reason, parsed.detail)
-                continue
-            unsafe = safety.check_code(parsed.code)
-            if unsafe:
-                c.reject("forbidden", unsafe)
                 continue
             c.task = ProgramTask(
                 code=parsed.code,
