@@ -321,16 +321,14 @@ def run_eval(
     cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None
 ) -> list[dict[str, Any]]:
     """Entry point of ``gasp eval`` (see the module docstring).  Returns the summaries."""
+    from gasp_rl.eval.reasoning import REASONING_BENCHMARKS
+
+    if cfg.eval.benchmark in REASONING_BENCHMARKS:
+        return run_reasoning_eval(cfg, run_dirs, checkpoints, out)
     console = Console(stderr=True)
     problems = load_eval_problems(cfg)
     eval_settings(cfg)  # validates ks against n before any model is loaded
-    plan: list[tuple[Target, Path]] = []
-    for rd in run_dirs:
-        rd = Path(rd)
-        plan += [(t, run_eval_dir(rd, out, len(run_dirs))) for t in targets_of_run(rd, cfg)]
-    plan += [(target_of_path(c), out or Path("eval-out")) for c in checkpoints]
-    if not plan:
-        plan = [(target_of_path(cfg.model.name_or_path), out or Path("eval-out"))]
+    plan = eval_plan(cfg, run_dirs, checkpoints, out)
     summaries: list[dict[str, Any]] = []
     executor = build_executor(cfg, problems)
     try:
@@ -358,6 +356,90 @@ def run_eval(
         console.print(f"goalpost progress: {dest}", highlight=False)
     Console().print(summary_table(summaries, f"gasp eval: {cfg.eval.benchmark}"))
     return summaries
+
+
+def eval_plan(
+    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None
+) -> list[tuple[Target, Path]]:
+    """(target, output directory) of every model ``gasp eval`` was asked about."""
+    plan: list[tuple[Target, Path]] = []
+    for rd in run_dirs:
+        rd = Path(rd)
+        plan += [(t, run_eval_dir(rd, out, len(run_dirs))) for t in targets_of_run(rd, cfg)]
+    plan += [(target_of_path(c), out or Path("eval-out")) for c in checkpoints]
+    if not plan:
+        plan = [(target_of_path(cfg.model.name_or_path), out or Path("eval-out"))]
+    return plan
+
+
+def run_reasoning_eval(
+    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None
+) -> list[dict[str, Any]]:
+    """``gasp eval`` on a held-out code-reasoning benchmark (:mod:`gasp_rl.eval.reasoning`):
+    accuracy with a 95% interval per target, overall and per task type."""
+    from gasp_rl.eval.reasoning import evaluate_reasoning, load_reasoning_items
+    from gasp_rl.sandbox import make_executor
+
+    console = Console(stderr=True)
+    bench = cfg.eval.benchmark
+    summaries = []
+    executor = make_executor(cfg)
+    try:
+        items = load_reasoning_items(bench, executor, cfg.eval.path, cfg.eval.limit, seed=0)
+        for target, out_dir in eval_plan(cfg, run_dirs, checkpoints, out):
+            console.print(f"[bold]{target.name}[/] ({target.model}): {len(items)} items", highlight=False)
+            t0 = time.monotonic()
+            gen = LazyGenerator(lambda t=target: build_generator(cfg, t.model))
+            try:
+                outcome = evaluate_reasoning(gen, executor, items, cfg.eval.reasoning_max_new_tokens)
+            finally:
+                gen.close()
+            summary = {
+                "checkpoint": target.name,
+                "iteration": target.iteration,
+                "model": target.model,
+                "benchmark": bench,
+                "greedy": True,
+                "n_items": len(items),
+                "accuracy": outcome.summary(),
+                "seconds": round(time.monotonic() - t0, 1),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            from gasp_rl.core.tasks import write_jsonl
+
+            write_jsonl(
+                out_dir / f"{target.name}__{bench}.samples.jsonl",
+                [
+                    {"item_id": i, "task_type": outcome.types[i], "correct": c, "answer": outcome.answers[i]}
+                    for i, c in outcome.correct.items()
+                ],
+            )
+            write_json(out_dir / f"{target.name}__{bench}.json", summary)
+            summaries.append(summary)
+    finally:
+        executor.close()
+    Console().print(reasoning_table(summaries, f"gasp eval: {bench} (greedy accuracy, 95% interval)"))
+    return summaries
+
+
+def reasoning_table(summaries: list[dict[str, Any]], title: str) -> Table:
+    types = sorted({t for s in summaries for t in s["accuracy"] if t != "all"})
+    table = Table(title=title)
+    table.add_column("checkpoint")
+    for col in ("iter", "items", "all", *types):
+        table.add_column(col, justify="right", no_wrap=True)
+
+    def cell(a: dict[str, Any] | None) -> str:
+        if not a or a["accuracy"] is None:
+            return "-"
+        lo, hi = a["ci95"]
+        return f"{100 * a['accuracy']:.1f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+    for s in summaries:
+        acc = s["accuracy"]
+        row = [s["checkpoint"], "-" if s["iteration"] is None else str(s["iteration"]), str(s["n_items"])]
+        table.add_row(*row, cell(acc.get("all")), *(cell(acc.get(t)) for t in types))
+    return table
 
 
 def run_eval_dir(run_dir: Path, out: Path | None, n_runs: int) -> Path:

@@ -26,10 +26,18 @@ from __future__ import annotations
 import ast
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 from gasp_rl.core.jobs import Job, Limits, Verdict
-from gasp_rl.core.parsing import extract_code, parses
-from gasp_rl.core.tasks import Problem
+from gasp_rl.core.parsing import (
+    Rejection,
+    extract_code,
+    parse_abduction_answer,
+    parse_deduction_answer,
+    parse_induction_answer,
+    parses,
+)
+from gasp_rl.core.tasks import Problem, ProgramTask
 
 #: Modules LiveCodeBench's harness star-imports before a solution (``lcb_runner``'s
 #: ``import_string``), so solutions relying on them behave as under the official grader.
@@ -154,3 +162,35 @@ class Grade:
 
     def to_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "status": self.status, "reason": self.reason}
+
+
+# ---------------------------------------------------------------- program tasks (self-play views)
+
+
+def program_task_job(task: ProgramTask, view: Any, text: str) -> Job | None:
+    """The sandbox job that grades a student answer to one view of a program task, or ``None``
+    when the answer does not parse (a format error, graded wrong).  The self-play student's
+    reward and the reasoning benchmarks of ``gasp eval`` both come from this job:
+
+    - induction: the answer's ``f`` on the private inputs, compared with their outputs;
+    - deduction: the answer literal compared with the output (no code runs);
+    - abduction: the task's own ``f`` on the answer's arguments, compared with the output.
+    """
+    if view.type == "induction":
+        code = parse_induction_answer(text)
+        if isinstance(code, Rejection):
+            return None
+        return Job(
+            "call",
+            code=code,
+            cases=[p.args for p in view.private],
+            expected=[p.output for p in view.private],
+            entry_point=view.entry_point,
+        )
+    if view.type == "deduction":
+        value = parse_deduction_answer(text)
+        return None if isinstance(value, Rejection) else Job("compare", cases=[value], expected=[view.output])
+    args = parse_abduction_answer(text)
+    if isinstance(args, Rejection):
+        return None
+    return Job("call", code=task.code, cases=[args], expected=[view.output], entry_point=task.entry_point)
