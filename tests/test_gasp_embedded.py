@@ -34,3 +34,20 @@ def test_gasp_train_one_iteration_on_the_embedded_model(tmp_path):
     assert m["time"]["lemma"] > 0 and m["tokens"]["teacher"] > 0
     assert (run / "checkpoints" / "last" / "model.safetensors").exists()
     assert (run / "checkpoints" / "iter_000000" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_warmup_then_two_gasp_iterations_accept_proposals(tmp_path):
+    """The cold start gets the embedded model over the format barrier: after the (cached) warm-up,
+    two default GASP iterations accept at least one proposal and train the student on it."""
+    cfg = load_config(None, [f"run.dir={tmp_path}/run", "gasp.iterations=2"])
+    assert cfg.warmup.enabled
+    run = run_training(cfg)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["warmup"]["key"]
+    metrics = list(read_records(run / "metrics.jsonl"))
+    assert len(metrics) == 2
+    assert sum(m["proposals"]["accepted"] for m in metrics) >= 1
+    assert any(m["student_reward"]["all"] is not None for m in metrics)
+    students = list(read_records(run / "students.jsonl"))
+    assert any(s["phase"] == "solver" for s in students)

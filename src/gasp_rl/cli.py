@@ -83,6 +83,15 @@ def train(
 
 
 @app.command(context_settings=_EXTRA)
+def warmup(args: list[str] | None = ArgsOpt) -> None:
+    """Cold start for small models: SFT on demonstrations of every role, cached (warmup.*)."""
+    from gasp_rl.algorithms.warmup import run_warmup
+
+    path = _guard(run_warmup, _config(args))
+    typer.echo(f"warmed weights: {path}  (use model.name_or_path={path} warmup.enabled=false)")
+
+
+@app.command(context_settings=_EXTRA)
 def rlvr(
     args: list[str] | None = ArgsOpt,
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),

@@ -207,8 +207,17 @@ class RlvrConfig(_Section):
 class EvalConfig(_Section):
     """pass@k evaluation (SPEC 8)."""
 
-    benchmark: str = "humaneval-heldout"
-    path: str | None = None
+    benchmark: str = Field(
+        "humaneval-heldout",
+        description="A code-generation benchmark of gasp_rl.eval.datasets (pass@k), or a held-out code "
+        "reasoning benchmark (humaneval-reasoning, cruxeval, families-heldout, reasoning: accuracy).",
+    )
+    path: str | None = Field(
+        None, description="Data file of the benchmark (EvalPlus, LiveCodeBench, CRUXEval)."
+    )
+    reasoning_max_new_tokens: int = Field(
+        128, gt=0, description="Answer budget of a reasoning item (as the self-play student's)."
+    )
     n: int = Field(4, gt=0)
     ks: list[int] = [1, 4]
     temperature: float = Field(0.6, ge=0)
@@ -301,11 +310,50 @@ class SolverVerifierConfig(_Section):
     eval_baseline: bool = Field(True, description="Also measure the model before the first iteration.")
 
 
+class WarmupConfig(_Section):
+    """Cold start for small models (not in the paper; docs in ``gasp_rl.algorithms.warmup``): a short
+    supervised fine-tune on demonstrations of every role, run before the first iteration."""
+
+    enabled: bool = Field(
+        True,
+        description="Run the cold-start fine-tune before `gasp train` / `gasp rlvr` (CPU demo: on; "
+        "configs/gasp_paper.yaml: off, as in the paper).",
+    )
+    cache: bool = Field(True, description="Reuse warmed weights cached under model.cache_dir/warmup/<key>.")
+    demos: dict[str, int] = Field(
+        default_factory=lambda: {
+            "lemma": 48,
+            "lift": 24,
+            "one_step": 8,
+            "azr": 12,
+            "induction": 64,
+            "deduction": 40,
+            "abduction": 40,
+        },
+        description="Demonstrations per kind: lemma, lift, one_step, azr, induction, deduction, abduction.",
+    )
+    programs_per_family: int = Field(6, gt=0, description="Programs drawn from each warm-up family.")
+    lr: float = Field(1e-4, gt=0, description="Learning rate (constant after a short warm-up ramp).")
+    epochs: int = Field(1, gt=0)
+    batch_size: int = Field(4, gt=0, description="Examples per optimizer step.")
+    max_length: int = Field(
+        768, gt=0, description="Tokens of a demonstration at most (longer ones left out)."
+    )
+    seed: int = Field(0, description="Seed of the demonstrations and of the fine-tune.")
+    log_every: int = Field(5, gt=0, description="Log the fine-tune's loss every this many steps.")
+
+
 class RunConfig(_Section):
     """Where a run writes and how it is seeded and observed."""
 
     dir: str = "runs/{mode}-{time}"
     seed: int = 0
+    max_minutes: float = Field(
+        0.0,
+        ge=0,
+        description="Wall-clock budget of a training run: stop after the iteration (update) in which it "
+        "runs out; 0 = none.  Equal-time comparisons (benchmarks/selfplay_learning.py) use it.",
+    )
     log_every: int = Field(1, gt=0)
     tensorboard: bool = False
     wandb: bool = False
@@ -326,6 +374,7 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     goalposts: GoalpostConfig = GoalpostConfig()
     solver_verifier: SolverVerifierConfig = SolverVerifierConfig()
+    warmup: WarmupConfig = WarmupConfig()
     run: RunConfig = RunConfig()
 
 

@@ -76,6 +76,7 @@ RESUMABLE_KEYS = (
     "gasp.iterations",
     "rlvr.updates",
     "solver_verifier.iterations",
+    "run.max_minutes",
     "run.tensorboard",
     "run.wandb",
     "sandbox.workers",
@@ -235,3 +236,8 @@ def keep_weights(src: Path, dest: Path, also_resume_only: tuple[str, ...] = ()) 
             except OSError:
                 shutil.copy2(f, tmp / f.name)
     replace_dir(tmp, dest)
+
+
+def budget_spent(cfg: Config, t_start: float) -> bool:
+    """Whether the run's wall-clock budget (``run.max_minutes``, 0 = none) is used up."""
+    return cfg.run.max_minutes > 0 and time.perf_counter() - t_start >= 60 * cfg.run.max_minutes

@@ -94,6 +94,27 @@ class Learner(Protocol):
     def load(self, path: str | Path) -> None: ...
 
 
+@dataclass
+class SFTExample:
+    """One supervised demonstration: the chat the run would send, the ``prefill`` the run writes
+    for the model (``''`` = none) and the ``answer`` after it.  The finetuner tokenizes the prompt
+    exactly as generation does (chat + prefill as a continued assistant message) and trains on the
+    answer's tokens plus the end-of-turn token only."""
+
+    chat: Chat
+    answer: str
+    prefill: str = ""
+    kind: str = ""
+    source: str = ""
+
+
+@runtime_checkable
+class Finetuner(Protocol):
+    def sft(self, examples: list[SFTExample], settings: Any) -> dict[str, Any]:
+        """Supervised fine-tuning of the policy in place; returns metrics (steps, losses, seconds)."""
+        ...
+
+
 @runtime_checkable
 class Executor(Protocol):
     def run(self, jobs: list[Job]) -> list[Verdict]:

@@ -26,11 +26,12 @@ from gasp_rl.core.jobs import Job
 from gasp_rl.core.rewards import azr_proposer_reward, pass_rate
 from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
 from gasp_rl.errors import DataError
+from gasp_rl.seams import Executor
 
 N_REFERENCES = 3
 
 
-def load_seed_programs(kit: SelfPlayKit, limit: int) -> list[ProgramTask]:
+def load_seed_programs(executor: Executor, limit: int) -> list[ProgramTask]:
     """The shipped seed programs, with reference outputs computed in the sandbox."""
     try:
         text = resources.files("gasp_rl.data").joinpath("azr_seed_programs.jsonl").read_text(encoding="utf-8")
@@ -39,7 +40,7 @@ def load_seed_programs(kit: SelfPlayKit, limit: int) -> list[ProgramTask]:
     tasks = [ProgramTask.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()][:limit]
     missing = [t for t in tasks if any(not p.output for p in t.io)]
     if missing:
-        verdicts = kit.execute([Job("call", code=t.code, cases=[p.args for p in t.io]) for t in missing])
+        verdicts = executor.run([Job("call", code=t.code, cases=[p.args for p in t.io]) for t in missing])
         for t, v in zip(missing, verdicts):
             if v.passed:
                 for p, o in zip(t.io, v.outputs):

@@ -20,7 +20,7 @@ import numpy as np
 from gasp_rl.algorithms.selfplay import SelfPlayKit
 from gasp_rl.config import Config
 from gasp_rl.errors import GaspError
-from gasp_rl.runs import RunStore, keep_weights, replace_dir
+from gasp_rl.runs import RunStore, budget_spent, keep_weights, replace_dir
 
 log = logging.getLogger("gasp_rl")
 
@@ -47,13 +47,15 @@ def make_algorithm(cfg: Config, kit: SelfPlayKit):
     if cfg.gasp.mode == "azr":
         from gasp_rl.algorithms.azr import AZR, load_seed_programs
 
-        return AZR(cfg, kit, load_seed_programs(kit, cfg.azr.n_seed_programs))
+        return AZR(cfg, kit, load_seed_programs(kit.executor, cfg.azr.n_seed_programs))
     from gasp_rl.algorithms.gasp import GASP
 
     return GASP(cfg, kit, load_goalposts(cfg.gasp.goalposts))
 
 
-def _save_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit, it: int) -> None:
+def _save_checkpoint(
+    store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit, it: int, final: bool = False
+) -> None:
     """Resume state into checkpoints/last (atomically), weights into iter_NNNNNN when due."""
     tmp = store.path / "checkpoints" / f".last.tmp{os.getpid()}"
     if tmp.exists():
@@ -68,7 +70,7 @@ def _save_checkpoint(store: RunStore, learner: Any, algo: Any, kit: SelfPlayKit,
     np.savez(tmp / "buffers.npz", question=kit.question_buffer.matrix, code=kit.code_buffer.matrix)
     replace_dir(tmp, store.last_checkpoint)
     every = store.cfg.gasp.checkpoint_every
-    if (it + 1) % every == 0 or it + 1 == store.cfg.gasp.iterations:
+    if final or (it + 1) % every == 0 or it + 1 == store.cfg.gasp.iterations:
         keep_weights(store.last_checkpoint, store.iteration_checkpoint(it))
 
 
@@ -159,6 +161,11 @@ def run_selfplay(cfg: Config | None, resume: Path | None = None, overrides: Sequ
         kit = SelfPlayKit(
             cfg, policy.generator, policy.learner, executor, embedder, sync=getattr(policy, "sync", None)
         )
+        from gasp_rl.algorithms.azr import load_seed_programs
+        from gasp_rl.algorithms.warmup import warm_up_run
+
+        with kit.clock.timed("warmup"):
+            warm_up_run(cfg, policy, executor, load_seed_programs(executor, cfg.azr.n_seed_programs), store)
         algo = make_algorithm(cfg, kit)
         rl = None
         if cfg.gasp.mode == "gasp_plus_rl":
@@ -186,8 +193,9 @@ def run_selfplay(cfg: Config | None, resume: Path | None = None, overrides: Sequ
             if rl is not None:
                 with kit.clock.timed("rl"):
                     metrics["rl"] = [rl.step(it, store) for _ in range(cfg.gasp.rl_updates_per_iteration)]
+            stop = budget_spent(cfg, t_run)
             with kit.clock.timed("checkpoint"):
-                _save_checkpoint(store, policy.learner, algo, kit, it)
+                _save_checkpoint(store, policy.learner, algo, kit, it, final=stop)
             metrics["time"] = {
                 **{k: round(v, 3) for k, v in kit.clock.seconds.items()},
                 "total": round(time.perf_counter() - t0, 3),
@@ -200,6 +208,10 @@ def run_selfplay(cfg: Config | None, resume: Path | None = None, overrides: Sequ
             elapsed = time.perf_counter() - t_run
             eta = elapsed / done * (cfg.gasp.iterations - it - 1)
             display.done(_progress_line(it, cfg.gasp.iterations, metrics, metrics["time"]["total"], eta))
+            if stop:
+                log.info("time budget of %.1f min spent after iteration %d", cfg.run.max_minutes, it + 1)
+                store.save_meta(stopped="time budget")
+                break
         store.close(status="completed")
         return store.path
     except BaseException:

@@ -43,7 +43,7 @@ from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
-from gasp_rl.runs import RunStore, atomic_write_text, keep_weights, replace_dir
+from gasp_rl.runs import RunStore, atomic_write_text, budget_spent, keep_weights, replace_dir
 from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -411,6 +411,13 @@ def run_rlvr(cfg: Config | None, resume: Path | None = None, overrides: Sequence
             status = str(store.meta.get("status", "completed"))
             return store.path
         with _policy_and_executor(cfg) as (policy, executor):
+            if resume is None:
+                from gasp_rl.algorithms.azr import load_seed_programs
+                from gasp_rl.algorithms.warmup import warm_up_run
+
+                warm_up_run(
+                    cfg, policy, executor, load_seed_programs(executor, cfg.azr.n_seed_programs), store
+                )
             stepper = make_rl_stepper(cfg, policy, executor, problems)
             learner = stepper.learner
             if start > 0:
@@ -423,13 +430,22 @@ def run_rlvr(cfg: Config | None, resume: Path | None = None, overrides: Sequence
                 f"rlvr: {len(problems)} problems ({cfg.rlvr.problems}), updates {start}..{cfg.rlvr.updates - 1}, "
                 f"{cfg.rlvr.batch_problems} problems x {cfg.rlvr.n} completions per update -> {store.path}"
             )
+            t_run = time.perf_counter()
             with _progress(cfg.rlvr.updates, start) as advance:
                 for update in range(start, cfg.rlvr.updates):
                     m = stepper.step(update, store)
                     store.append("metrics", metrics_record(update, m))
-                    save_checkpoints(store, learner, update, cfg.rlvr.checkpoint_every, cfg.rlvr.updates)
+                    stop = budget_spent(cfg, t_run)
+                    last = update + 1 if stop else cfg.rlvr.updates  # a budget stop keeps its weights
+                    save_checkpoints(store, learner, update, cfg.rlvr.checkpoint_every, last)
                     store.commit_iteration(update)
                     advance(update, m)
+                    if stop:
+                        _say(
+                            f"rlvr: time budget of {cfg.run.max_minutes} min spent after update {update + 1}"
+                        )
+                        store.save_meta(stopped="time budget")
+                        break
         status = "completed"
     finally:
         store.close(status)

@@ -48,7 +48,6 @@ import logging
 import random
 import re
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from gasp_rl.backends.trl_finetune import TrlTrainer, quiet_libraries
 from gasp_rl.config import Config, SolverVerifierConfig
 from gasp_rl.core.agreement import Selection, matrix_stats, select_by_agreement, training_indices
 from gasp_rl.core.jobs import Job, Limits, Verdict
@@ -639,212 +639,6 @@ def selection_stats(problems: Sequence[ProblemData]) -> dict[str, Any]:
 # ====================================================================== 5. training with TRL
 
 
-class TrlTrainer:
-    """SFT then DPO on an in-process Hugging Face model, with TRL's own trainers.
-
-    The model object is trained in place, so the generator that shares it samples from the new
-    weights afterwards.  DPO's reference is the policy as it is when DPO starts (right after SFT):
-    ``precompute_ref_log_probs`` scores every pair once before training, so no second copy of the
-    weights is kept.  Each phase gets a fresh AdamW (TRL's default), as in the paper's recipe of
-    separate SFT and DPO stages.
-    """
-
-    def __init__(self, model: Any, tokenizer: Any, cfg: Config, work_dir: Path) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.cfg = cfg
-        self.work_dir = Path(work_dir)
-
-    # ------------------------------------------------------------------ public
-
-    def sft(self, rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-        """Supervised fine-tuning on (prompt -> completion) rows; loss on the completion only."""
-        from trl import SFTConfig, SFTTrainer
-
-        sv = self.cfg.solver_verifier
-        rows, too_long = self._fit(rows, ("completion",))
-        rows = self._cap(rows, sv.sft_max_steps)
-        if not rows:
-            return {"skipped": "no data", "examples": 0, "too_long": too_long}
-        args = SFTConfig(
-            **_no_checkpointing(SFTConfig),
-            **self._common("sft", sv.sft_lr, sv.sft_epochs, sv.sft_max_steps, seed),
-        )
-        return self._train(SFTTrainer, args, rows, too_long)
-
-    def dpo(self, rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-        """Direct preference optimisation on (prompt, chosen, rejected) rows."""
-        from trl import DPOConfig, DPOTrainer
-
-        sv = self.cfg.solver_verifier
-        rows, too_long = self._fit(rows, ("chosen", "rejected"))
-        rows = self._cap(rows, sv.dpo_max_steps)
-        if not rows:
-            return {"skipped": "no data", "examples": 0, "too_long": too_long}
-        args = DPOConfig(
-            beta=sv.dpo_beta,
-            precompute_ref_log_probs=True,
-            **_no_checkpointing(DPOConfig),
-            **self._common("dpo", sv.dpo_lr, sv.dpo_epochs, sv.dpo_max_steps, seed),
-        )
-        return self._train(DPOTrainer, args, rows, too_long)
-
-    # ------------------------------------------------------------------ internals
-
-    def _common(self, phase: str, lr: float, epochs: int, max_steps: int, seed: int) -> dict[str, Any]:
-        sv, tr = self.cfg.solver_verifier, self.cfg.trainer
-        on_cpu = str(getattr(self.model, "device", "cpu")).startswith("cpu")
-        return {
-            "output_dir": str(self.work_dir / phase),
-            "per_device_train_batch_size": sv.train_batch_size,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": lr,
-            "lr_scheduler_type": "constant",
-            "weight_decay": tr.weight_decay,
-            "max_grad_norm": tr.max_grad_norm,
-            "num_train_epochs": epochs,
-            "max_steps": max_steps if max_steps > 0 else -1,
-            "max_length": sv.max_length,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": [],
-            "disable_tqdm": True,
-            "bf16": tr.bf16_autocast,
-            "use_cpu": on_cpu,
-            "seed": seed,
-            "data_seed": seed,
-            "dataloader_num_workers": 0,
-        }
-
-    def _length(self, row: dict[str, Any], key: str) -> int:
-        ids = self.tokenizer.apply_chat_template(row["prompt"] + row[key], tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return len(ids)
-
-    def _fit(self, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], int]:
-        """Rows whose prompt + completion fit ``max_length`` tokens (longer ones would be cut
-        mid-answer, teaching the model to stop early); and how many were left out."""
-        limit = self.cfg.solver_verifier.max_length
-        keep = [r for r in rows if all(self._length(r, k) <= limit for k in keys)]
-        return keep, len(rows) - len(keep)
-
-    def _cap(self, rows: list[dict[str, Any]], max_steps: int) -> list[dict[str, Any]]:
-        """The rows ``max_steps`` steps can see (all when uncapped): DPO then scores the
-        reference log-probs of only those, not of pairs the capped run would never reach."""
-        if max_steps <= 0:
-            return rows
-        return rows[: max_steps * self.cfg.solver_verifier.train_batch_size]
-
-    @contextmanager
-    def _restored_after(self) -> Iterator[None]:
-        """Put the model back as the generator expects it after a TRL phase: eval mode, KV cache
-        on, and the original ``forward`` (TRL patches a fused LM head onto the instance)."""
-        had_forward = "forward" in self.model.__dict__
-        forward = self.model.__dict__.get("forward")
-        use_cache = getattr(self.model.config, "use_cache", True)
-        try:
-            yield
-        finally:
-            if had_forward:
-                self.model.forward = forward
-            else:
-                self.model.__dict__.pop("forward", None)
-            self.model.config.use_cache = use_cache
-            self.model.eval()
-
-    def _train(
-        self, trainer_cls: Any, args: Any, rows: list[dict[str, Any]], too_long: int
-    ) -> dict[str, Any]:
-        from datasets import Dataset
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-        t0 = time.perf_counter()
-        with _quiet_libraries(), self._restored_after():
-            trainer = trainer_cls(
-                model=self.model,
-                args=args,
-                train_dataset=Dataset.from_list(rows),
-                processing_class=self.tokenizer,
-            )
-            for cb in (PrinterCallback, ProgressCallback):
-                trainer.remove_callback(cb)
-            result = trainer.train()
-            history = [h for h in trainer.state.log_history if "loss" in h]
-        return summarise_history(history, result.metrics, len(rows), too_long, time.perf_counter() - t0)
-
-
-def _no_checkpointing(config_cls: Any) -> dict[str, bool]:
-    """Activation checkpointing off (TRL turns it on by default; it only slows small models down),
-    under the field name this transformers version uses."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-    return {key: False}
-
-
-def summarise_history(
-    history: list[dict[str, Any]], final: dict[str, Any], examples: int, too_long: int, seconds: float
-) -> dict[str, Any]:
-    """The metrics record of one TRL phase: steps, first / last loss, and (DPO) the last reward
-    margin and preference accuracy."""
-    out: dict[str, Any] = {
-        "examples": examples,
-        "too_long": too_long,
-        "steps": len(history),
-        "loss_first": history[0]["loss"] if history else None,
-        "loss_last": history[-1]["loss"] if history else None,
-        "train_loss": final.get("train_loss"),
-        "seconds": round(seconds, 2),
-    }
-    for k in ("rewards/margins", "rewards/accuracies", "mean_token_accuracy"):
-        if history and k in history[-1]:
-            out[k.replace("/", "_")] = history[-1][k]
-    return out
-
-
-def _disabled_bar(bar: Any, *args: Any, **kwargs: Any) -> Any:
-    """``bar(...)`` with ``disable=True`` whatever the caller passed (TRL passes its own)."""
-    return bar(*args, **{**kwargs, "disable": True})
-
-
-@contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """datasets / transformers / TRL progress bars and info logs off while TRL runs (records, not
-    prints).  TRL's DPO draws its reference-scoring bar with a module-level ``tqdm``, which is
-    swapped for a disabled one for the duration (when the module has one)."""
-    import functools
-    import importlib
-
-    import datasets
-    import transformers
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    level = transformers.logging.get_verbosity()
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    swapped = []
-    for name in ("trl.trainer.dpo_trainer", "trl.trainer.sft_trainer"):
-        mod = importlib.import_module(name)
-        bar = getattr(mod, "tqdm", None)
-        if callable(bar):
-            swapped.append((mod, bar))
-            mod.tqdm = functools.partial(_disabled_bar, bar)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL / transformers
-            yield
-    finally:
-        for mod, bar in swapped:
-            mod.tqdm = bar
-        transformers.logging.set_verbosity(level)
-        transformers.logging.enable_progress_bar()
-        if was_enabled:
-            datasets.enable_progress_bars()
-
-
 # ====================================================================== 6. metrics
 
 
@@ -1296,7 +1090,7 @@ def run_solver_verifier(
         for it in range(start, sv.iterations):
             t0 = time.perf_counter()
             m = algo.iteration(it, store)
-            with algo.timed("checkpoint"), _quiet_libraries():
+            with algo.timed("checkpoint"), quiet_libraries():
                 save_checkpoint(store, bundle.learner, it)
             m["time"] = {**algo.clock, "total": round(time.perf_counter() - t0, 3)}
             store.append("metrics", m)

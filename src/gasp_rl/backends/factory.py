@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gasp_rl.config import Config
-from gasp_rl.seams import Embedder, Generator, Learner
+from gasp_rl.seams import Embedder, Finetuner, Generator, Learner
 
 
 def approximate_token_count(text: str) -> int:
@@ -34,6 +34,7 @@ class PolicyBundle:
     embedder: Embedder
     tokenizer: Any = None
     sync_fn: Callable[[], None] | None = None
+    finetuner: Finetuner | None = None
     close_fns: list[Callable[[], None]] = field(default_factory=list)
 
     def count_tokens(self, text: str) -> int:
@@ -81,7 +82,11 @@ def build_embedder(cfg: Config, policy_model: Any = None, tokenizer: Any = None)
 
 
 def _build_hf(cfg: Config) -> PolicyBundle:
+    import tempfile
+    from pathlib import Path
+
     from gasp_rl.backends.hf import HFPolicy
+    from gasp_rl.backends.trl_finetune import TrlSFTFinetuner
 
     policy = HFPolicy.from_config(cfg)
     return PolicyBundle(
@@ -89,6 +94,7 @@ def _build_hf(cfg: Config) -> PolicyBundle:
         learner=policy,
         embedder=build_embedder(cfg, policy.model, policy.tokenizer),
         tokenizer=policy.tokenizer,
+        finetuner=TrlSFTFinetuner(policy, Path(tempfile.gettempdir()) / "gasp-rl-sft"),
         close_fns=[policy.close],
     )
 
