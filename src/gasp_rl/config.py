@@ -170,12 +170,42 @@ class GaspConfig(_Section):
 
 
 class AzrConfig(_Section):
-    """Absolute Zero baseline (SPEC 4): unguided proposer with AZR's reward."""
+    """Absolute Zero baseline (SPEC 4): unguided proposer with AZR's rewards.
+
+    Defaults follow the AZR code (LeapLabTHU/Absolute-Zero-Reasoner: ``rewards/reward_managers.py``
+    and ``configs/azr_ppo_trainer.yaml``) except the batch, which is the CPU demo's."""
 
     n_seed_programs: int = Field(256, gt=0)
-    n_student: int = Field(8, gt=0)
-    invalid_reward: float = -0.5
-    proposals_per_type: int = Field(4, gt=0)
+    n_student: int = Field(
+        8, gt=0, description="Solver samples that estimate a proposal's pass rate p (AZR: 8)."
+    )
+    invalid_reward: float = Field(
+        -1.0, description="Proposer reward of a proposal that fails to parse or a validity check (AZR: -1)."
+    )
+    extreme_reward: float = Field(
+        -0.5, description="Proposer reward of a valid proposal with p = 0 or p = 1 (AZR: -0.5)."
+    )
+    solver_wrong_reward: float = Field(
+        -0.5, description="Solver reward of a well-formed but wrong answer (AZR: -0.5; correct = 1)."
+    )
+    solver_format_reward: float = Field(
+        -1.0, description="Solver reward of an answer that cannot be parsed (AZR: -1)."
+    )
+    proposals_per_type: int = Field(
+        4, gt=0, description="Proposals per task type per iteration (CPU demo: 4; AZR paper scale: 64)."
+    )
+    n_references: int = Field(
+        6,
+        gt=0,
+        description="Reference programs from the buffer shown to a deduction / abduction proposer "
+        "(AZR io_n: 6); the induction proposer is given one program.",
+    )
+    induction_inputs: int = Field(
+        10,
+        ge=2,
+        description="Inputs an induction proposer writes for its given program (AZR num_inputs: 10); "
+        "the first half are shown to the solver, the rest grade it.",
+    )
 
 
 class RlvrConfig(_Section):

@@ -23,6 +23,7 @@ from gasp_rl.core import parsing, prompts
 from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
+from gasp_rl.core.rewards import CORRECT, FORMAT_ERROR, WRONG
 from gasp_rl.core.tasks import TASK_TYPES, IOPair, ProgramTask
 from gasp_rl.seams import (
     Completion,
@@ -74,6 +75,7 @@ class Candidate:
     similarity_code: float | None = None
     q_vec: np.ndarray | None = None
     c_vec: np.ndarray | None = None
+    given_code: str | None = None  # AZR induction: the buffer program the proposer writes inputs for
 
     def reject(self, reason: str, detail: str = "") -> None:
         self.valid, self.rejection_reason, self.detail = False, reason, detail[:500]
@@ -201,7 +203,10 @@ class SelfPlayKit:
         n_shown = self.cfg.gasp.n_public_io
         runnable: list[Candidate] = []
         for c in cands:
-            parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)  # safety included
+            if c.given_code is not None:  # AZR induction: inputs + message for a given program
+                parsed = parsing.parse_inputs_message(c.completion.text, c.given_code, n_inputs)
+            else:
+                parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)  # safety included
             if isinstance(parsed, parsing.Rejection):
                 c.reject(parsed.reason, parsed.detail)
                 continue
@@ -273,7 +278,13 @@ class SelfPlayKit:
     # ------------------------------------------------------------------ students
 
     def grade(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[bool]:
-        """Grade student answers to one question in the sandbox (format errors are wrong)."""
+        """Grade student answers to one question in the sandbox: passed or not (format errors are
+        wrong answers, SPEC 3.3)."""
+        return [o == CORRECT for o in self.grade_outcomes(task, task_type, view, texts)]
+
+    def grade_outcomes(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[str]:
+        """Grade student answers to one question in the sandbox, telling a format error (the answer
+        does not parse) from a wrong answer: ``correct`` / ``wrong`` / ``format_error`` per text."""
         jobs: list[Job | None] = []
         for text in texts:
             if task_type == "induction":
@@ -311,7 +322,7 @@ class SelfPlayKit:
                 )
         real = [j for j in jobs if j is not None]
         verdicts = iter(self.execute(real) if real else [])
-        return [False if j is None else next(verdicts).passed for j in jobs]
+        return [FORMAT_ERROR if j is None else (CORRECT if next(verdicts).passed else WRONG) for j in jobs]
 
     def attempt(
         self,
@@ -320,13 +331,17 @@ class SelfPlayKit:
         max_new_tokens: int,
         seed: int,
         rng: random.Random,
+        outcomes: bool = False,
+        induction_split: tuple[int, int] | None = None,
     ):
         """Student attempts: for each (task, task type) ``n`` sampled answers, graded.
 
-        Returns [(task, type, completions, passed flags)]."""
-        views = [
-            t.view(tt, rng, self.cfg.gasp.n_public_io, self.cfg.gasp.n_private_io) for t, tt in questions
-        ]
+        Returns [(task, type, completions, passed flags)], or with ``outcomes`` the outcome of each
+        answer (``correct`` / ``wrong`` / ``format_error``) in place of the flags.  An induction
+        question shows the first ``n_public`` I/O pairs and grades on the next ``n_private``:
+        ``induction_split`` (default ``gasp.n_public_io, gasp.n_private_io``)."""
+        n_pub, n_priv = induction_split or (self.cfg.gasp.n_public_io, self.cfg.gasp.n_private_io)
+        views = [t.view(tt, rng, n_pub, n_priv) for t, tt in questions]
         by_type: dict[str, list[int]] = defaultdict(list)
         for i, (_, tt) in enumerate(questions):
             by_type[tt].append(i)
@@ -344,7 +359,8 @@ class SelfPlayKit:
                 completions[i] = o
         results = []
         for (task, tt), view, comps in zip(questions, views, completions):
-            results.append((task, tt, comps, self.grade(task, tt, view, [c.text for c in comps])))
+            graded = self.grade_outcomes(task, tt, view, [c.text for c in comps])
+            results.append((task, tt, comps, graded if outcomes else [o == CORRECT for o in graded]))
         return results
 
     def random_task_type(self, rng: random.Random) -> str:
