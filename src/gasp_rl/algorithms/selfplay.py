@@ -238,20 +238,51 @@ class SelfPlayKit:
         with self.clock.timed("novelty"):
             q = self.embedder.embed([question_text(c.task, n_shown) for c in valid])
             k = self.embedder.embed([c.task.code for c in valid])
-            thr = self.cfg.gasp.novelty_threshold
+            # only the buffers of ACCEPTED proposals count (SPEC 5); duplicates within this batch
+            # are settled once acceptance is known (reject_batch_duplicates)
             sq, sk = self.question_buffer.max_similarity(q), self.code_buffer.max_similarity(k)
             for i, c in enumerate(valid):
                 c.q_vec, c.c_vec = q[i], k[i]
-                # compare also with earlier valid proposals of this same batch
-                prev_q = [valid[j].q_vec for j in range(i) if valid[j].valid]
-                prev_k = [valid[j].c_vec for j in range(i) if valid[j].valid]
-                simq = max([float(sq[i])] + [float(q[i] @ v) for v in prev_q])
-                simk = max([float(sk[i])] + [float(k[i] @ v) for v in prev_k])
-                c.similarity_question, c.similarity_code = simq, simk
-                if novelty and simq > thr:
-                    c.reject("novelty_question", f"question cosine similarity {simq:.3f} > {thr}")
-                elif novelty and simk > thr:
-                    c.reject("novelty_code", f"code cosine similarity {simk:.3f} > {thr}")
+                c.similarity_question, c.similarity_code = float(sq[i]), float(sk[i])
+                if novelty:
+                    self._novelty_check(c, "")
+
+    def _novelty_check(self, c: Candidate, where: str) -> None:
+        thr = self.cfg.gasp.novelty_threshold
+        if c.similarity_question is not None and c.similarity_question > thr:
+            c.reject(
+                "novelty_question", f"question cosine similarity {c.similarity_question:.3f} > {thr}{where}"
+            )
+        elif c.similarity_code is not None and c.similarity_code > thr:
+            c.reject("novelty_code", f"code cosine similarity {c.similarity_code:.3f} > {thr}{where}")
+
+    def reject_batch_duplicates(
+        self, cands: list[Candidate], acceptable: Callable[[Candidate], bool], novelty: bool
+    ) -> None:
+        """Novelty within one batch, compared with accepted proposals only.
+
+        ``cands`` are taken in order; a valid candidate that ``acceptable`` would accept (its pass
+        rate is in the band) is compared with the candidates of this batch accepted before it (the
+        buffer was checked by :meth:`validate`).  The first of two near-identical in-band proposals
+        is accepted, the later one is rejected as ``novelty_question`` / ``novelty_code`` -- as if
+        the first had joined the buffer just before it.  A proposal that is never accepted (out of
+        band, invalid) is compared with nothing and makes no later one a duplicate.  The recorded
+        similarities become the larger of buffer and batch.  With ``novelty`` off (the
+        ``no_rejection_sampling`` ablation) only the similarities are recorded.
+        """
+        kept: list[Candidate] = []
+        for c in cands:
+            if not (c.valid and c.q_vec is not None and acceptable(c)):
+                continue
+            if kept:
+                sq = -1.0 if c.similarity_question is None else c.similarity_question
+                sk = -1.0 if c.similarity_code is None else c.similarity_code
+                c.similarity_question = max([sq] + [float(c.q_vec @ o.q_vec) for o in kept])
+                c.similarity_code = max([sk] + [float(c.c_vec @ o.c_vec) for o in kept])
+                if novelty:
+                    self._novelty_check(c, " (an earlier accepted proposal of this step)")
+            if c.valid:
+                kept.append(c)
 
     def admit(self, cands: list[Candidate]) -> None:
         """Accepted proposals join the novelty buffers."""
