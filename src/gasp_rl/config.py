@@ -81,11 +81,36 @@ class TrainerConfig(_Section):
     clip_high: float = Field(0.28, ge=0)
     kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
-    micro_batch_size: int = Field(2, gt=0)
+    micro_batch_size: int = Field(2, gt=0, description="Sequences per forward/backward (gradient accumulation).")
+    ppo_mini_batch_size: int = Field(
+        0,
+        ge=0,
+        description="Samples per optimizer step: a batch is split into mini-batches and the old "
+        "log-probs are computed once before the first step, so the ratio moves away from 1 and "
+        "clip_low / clip_high act (verl / AZR ppo_mini_batch_size; AZR 7B: 128 of 384).  0 = the "
+        "whole batch in one step (ratio exactly 1, clipping inactive).",
+    )
+    ppo_epochs: int = Field(1, gt=0, description="Passes over the mini-batches of a batch (verl ppo_epochs).")
+    ppo_shuffle: bool = Field(
+        True,
+        description="Shuffle samples before splitting into mini-batches (seeded by trainer.seed), so "
+        "that a mini-batch mixes (task type, role) groups.",
+    )
+    trr_normalisation: Literal["sequence", "token"] = Field(
+        "sequence",
+        description="TRR++ statistics: 'sequence' = the AZR paper's (r - mean) / (std + eps) over the "
+        "responses of a (task type, role) group; 'token' = the AZR code's masked_whiten over their "
+        "response tokens (long answers weigh more).",
+    )
     max_grad_norm: float = Field(1.0, gt=0)
     bf16_autocast: bool = True
     advantage_eps: float = Field(1e-6, gt=0)
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="Seed of the learner: torch's global RNG when the policy is built, the "
+        "mini-batch shuffle, and sampling calls that pass no seed of their own.  run.seed drives "
+        "the algorithms (which tasks, which prompts, generation seeds).",
+    )
 
 
 class SandboxConfig(_Section):
@@ -225,7 +250,9 @@ class RlvrConfig(_Section):
     n: int = Field(8, gt=1, description="Completions per prompt (the GRPO group).")
     scale_by_std: bool = Field(True, description="Divide group-centred rewards by the group std.")
     drop_zero_variance: bool = Field(
-        True, description="Leave groups with all-equal rewards out of the update (else advantage 0)."
+        False,
+        description="Leave groups with all-equal rewards out of the update.  Default: they stay in "
+        "with advantage 0 and count in the token-mean normaliser, as in verl's GRPO.",
     )
     max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(1.0, ge=0)

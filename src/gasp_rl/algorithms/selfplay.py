@@ -8,6 +8,7 @@ policy update with Task-Relative REINFORCE++ (SPEC 6).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import Counter, defaultdict
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gasp_rl.algorithms.ppo import ppo_update
 from gasp_rl.config import Config
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.advantages import trr_plus_plus
@@ -400,31 +402,39 @@ class SelfPlayKit:
     # ------------------------------------------------------------------ update
 
     def update(self, items: list[tuple[Completion, float, str, str]]) -> dict[str, float]:
-        """One clipped policy-gradient step; ``items`` are (completion, reward, task type, role).
+        """One policy update; ``items`` are (completion, reward, task type, role).
 
-        Advantages are TRR++: normalised within each (task type, role) group.  Samples whose
-        advantage is zero (single-member or zero-variance groups) carry no gradient and are dropped.
-        No ``old_logprobs``, as in RLVR: the update is on-policy (one step per batch), so the ratio
-        is taken against the learner's own detached log-probs (exactly 1), not against sampling-time
-        log-probs computed in another precision (bf16 autocast, vLLM).
+        Advantages are TRR++: normalised within each (task type, role) group, per sequence or per
+        token (``trainer.trr_normalisation``).  Every sample with completion tokens reaches the
+        learner, also those of advantage zero (single-member or zero-variance groups): they add no
+        gradient but count in the token-mean normaliser, as in verl.  The batch becomes
+        ``trainer.ppo_mini_batch_size`` mini-batch steps against old log-probs computed once
+        (:func:`gasp_rl.algorithms.ppo.ppo_update`); by default one step (ratio exactly 1).
         """
         if self.learner is None or not items:
             return {}
+        tc = self.cfg.trainer
         adv = trr_plus_plus(
             [r for _, r, _, _ in items],
             [t for _, _, t, _ in items],
             [ro for _, _, _, ro in items],
-            eps=self.cfg.trainer.advantage_eps,
+            eps=tc.advantage_eps,
+            normalisation=tc.trr_normalisation,
+            lengths=[len(c.token_ids) for c, _, _, _ in items],
         )
         samples = [
             PolicySample(c.prompt_token_ids, c.token_ids, float(a), group=f"{t}|{ro}")
             for (c, _, t, ro), a in zip(items, adv)
-            if abs(a) > 0 and c.token_ids
+            if c.token_ids
         ]
-        if not samples:
+        if not any(abs(s.advantage) > 0 for s in samples):  # type: ignore[arg-type]
             return {"skipped": 1.0}
+        # the shuffle seed depends on trainer.seed and the batch itself, so a resumed run replays it
+        digest = hashlib.blake2b(
+            repr((tc.seed, [(len(s.completion_token_ids), s.advantage) for s in samples])).encode(), digest_size=8
+        ).digest()
         with self.clock.timed("update"):
-            metrics = self.learner.update(samples)
+            metrics = ppo_update(self.learner, samples, tc, random.Random(int.from_bytes(digest, "big")))
             if self.sync is not None:
                 self.sync()
             return metrics
