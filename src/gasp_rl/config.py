@@ -81,7 +81,9 @@ class TrainerConfig(_Section):
     clip_high: float = Field(0.28, ge=0)
     kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
-    micro_batch_size: int = Field(2, gt=0, description="Sequences per forward/backward (gradient accumulation).")
+    micro_batch_size: int = Field(
+        2, gt=0, description="Sequences per forward/backward (gradient accumulation)."
+    )
     ppo_mini_batch_size: int = Field(
         0,
         ge=0,

@@ -52,7 +52,9 @@ def mini_batches(n: int, size: int, epochs: int = 1, rng: random.Random | None =
     return steps
 
 
-def _old_logprobs(learner: Learner, samples: Sequence[PolicySample], autocast: bool) -> list[list[float]] | None:
+def _old_logprobs(
+    learner: Learner, samples: Sequence[PolicySample], autocast: bool
+) -> list[list[float]] | None:
     fn = getattr(learner, "sequence_logprobs", None)
     if fn is None:
         return None
@@ -82,9 +84,13 @@ def ppo_update(
     if len(steps) > 1 and any(s.old_logprobs is None for s in samples):
         old = _old_logprobs(learner, samples, trainer.bf16_autocast)
         if old is None:
-            log.warning("%s has no sequence_logprobs: mini-batch steps without old log-probs", type(learner).__name__)
+            log.warning(
+                "%s has no sequence_logprobs: mini-batch steps without old log-probs", type(learner).__name__
+            )
         else:
-            samples = [s if s.old_logprobs is not None else replace(s, old_logprobs=o) for s, o in zip(samples, old)]
+            samples = [
+                s if s.old_logprobs is not None else replace(s, old_logprobs=o) for s, o in zip(samples, old)
+            ]
     per_step = [learner.update([samples[i] for i in idx]) for idx in steps]
     if len(per_step) == 1:
         return {**per_step[0], "ppo_steps": 1.0}

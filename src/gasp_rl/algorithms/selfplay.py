@@ -431,7 +431,8 @@ class SelfPlayKit:
             return {"skipped": 1.0}
         # the shuffle seed depends on trainer.seed and the batch itself, so a resumed run replays it
         digest = hashlib.blake2b(
-            repr((tc.seed, [(len(s.completion_token_ids), s.advantage) for s in samples])).encode(), digest_size=8
+            repr((tc.seed, [(len(s.completion_token_ids), s.advantage) for s in samples])).encode(),
+            digest_size=8,
         ).digest()
         with self.clock.timed("update"):
             metrics = ppo_update(self.learner, samples, tc, random.Random(int.from_bytes(digest, "big")))
