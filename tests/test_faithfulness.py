@@ -5,6 +5,7 @@ PPO mini-batch steps with old log-probs, the token-mean normaliser, TRR++ normal
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -249,3 +250,56 @@ def test_clipping_acts_with_mini_batch_steps_on_the_embedded_model() -> None:
     m = ppo_update(policy, samples, cfg.trainer)
     assert m["ppo_steps"] == 2.0 and steps[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-4)
     assert abs(steps[-1]["ratio_mean"] - 1.0) > 1e-3 and max(s["clip_frac"] for s in steps[1:]) > 0
+
+
+# ------------------------------------------------------------------ paper configs (item 6)
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _eval_window(section: dict[str, Any]) -> tuple[str | None, str | None]:
+    from gasp_rl.eval.datasets import BENCHMARKS
+
+    spec = BENCHMARKS[section["benchmark"]]
+    return section.get("start_date") or spec.start_date, section.get("end_date") or spec.end_date
+
+
+def test_paper_config_trains_rlvr_on_the_lcb_training_window_with_paper_batches() -> None:
+    from gasp_rl.eval.datasets import BENCHMARKS
+
+    cfg = load_config(CONFIGS / "gasp_paper.yaml", ["mode=gasp_plus_rl"])
+    train = BENCHMARKS[cfg.rlvr.problems]
+    assert (train.start_date, train.end_date) == ("2023-05-01", "2024-08-31")
+    assert cfg.rlvr.batch_problems == 64 and cfg.rlvr.max_new_tokens == 4096 and cfg.rlvr.temperature == 1.0
+    assert cfg.azr.proposals_per_type == 64 and cfg.azr.n_references == 6 and cfg.azr.induction_inputs == 10
+    assert cfg.goalposts.split == "livecodebench-train" and cfg.goalposts.k == 100
+    assert cfg.trainer.ppo_mini_batch_size > 0  # several clipped steps per batch at paper scale
+    assert load_config().azr.proposals_per_type == 4  # the CPU demo stays small
+
+
+def test_one_livecodebench_evaluation_window_everywhere() -> None:
+    import yaml
+
+    from gasp_rl.eval.datasets import BENCHMARKS
+
+    v5 = BENCHMARKS["livecodebench-v5"]
+    assert (v5.start_date, v5.end_date) == ("2024-10-01", "2025-02-01")
+    files = [
+        "gasp_paper.yaml",
+        "no_rejection_sampling_paper.yaml",
+        "verl/qwen2.5-coder-7b-1x4.yaml",
+        "verl/qwen2.5-coder-7b-multinode.yaml",
+    ]
+    for name in files:
+        section = yaml.safe_load((CONFIGS / name).read_text())["eval"]
+        assert _eval_window(section) == (v5.start_date, v5.end_date), name
+
+
+def test_no_rejection_sampling_paper_config_is_the_paper_config_run_longer() -> None:
+    paper = load_config(CONFIGS / "gasp_paper.yaml").model_dump()
+    longer = load_config(CONFIGS / "no_rejection_sampling_paper.yaml").model_dump()
+    assert longer["gasp"]["mode"] == "no_rejection_sampling"
+    assert longer["gasp"]["iterations"] == 200 and longer["gasp"]["checkpoint_every"] == 10
+    for key in ("mode", "iterations", "checkpoint_every"):
+        longer["gasp"][key] = paper["gasp"][key]
+    assert longer == paper
