@@ -173,6 +173,24 @@ def test_azr_rewards_and_induction_proposals_follow_the_azr_code(tmp_path, goalp
     assert {o for s in students for o in s["outcomes"]} >= {"correct", "wrong"}
 
 
+def test_azr_reference_count_is_a_config_field(tmp_path, goalposts, monkeypatch):
+    from gasp_rl.core import prompts
+
+    seen: dict[str, set[int]] = {}
+    real = prompts.azr_proposer_prompt
+
+    def recording(task_type, references, n_inputs=5):  # type: ignore[no-untyped-def]
+        seen.setdefault(task_type, set()).add(len(references))
+        return real(task_type, references, n_inputs)
+
+    monkeypatch.setattr(prompts, "azr_proposer_prompt", recording)
+    run_training(fake_cfg(tmp_path, goalposts, "azr", "gasp.iterations=1"))
+    assert seen == {"induction": {1}, "deduction": {6}, "abduction": {6}}  # AZR io_n = 6
+    seen.clear()
+    run_training(fake_cfg(tmp_path / "b", goalposts, "azr", "gasp.iterations=1", "azr.n_references=2"))
+    assert seen["deduction"] == {2} and seen["induction"] == {1}
+
+
 def test_novelty_filter_rejects_duplicates(tmp_path, goalposts):
     run = run_training(
         fake_cfg(tmp_path, goalposts, "gasp", "gasp.novelty_threshold=0.5", "gasp.iterations=1")
