@@ -18,7 +18,7 @@ def test_defaults_and_overrides(tmp_path):
     assert (cfg.gasp.lemma_reward.a, cfg.gasp.lemma_reward.b) == (1, 1)
     assert (cfg.gasp.lift_reward.a, cfg.gasp.lift_reward.b) == (1, 3)
     assert cfg.gasp.format_penalty == -1.0 and cfg.gasp.novelty_threshold == 0.95
-    assert cfg.azr.invalid_reward == -0.5 and cfg.eval.temperature == 0.6
+    assert cfg.azr.invalid_reward == -1.0 and cfg.eval.temperature == 0.6
 
 
 def test_yaml_file_then_overrides_and_round_trip(tmp_path):

@@ -10,7 +10,11 @@ import pytest
 from gasp_rl.core.advantages import group_normalize, grpo, trr_plus_plus, zero_variance_groups
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity, max_cosine
 from gasp_rl.core.rewards import (
+    CORRECT,
+    FORMAT_ERROR,
+    WRONG,
     azr_proposer_reward,
+    azr_solver_reward,
     in_band,
     learnability,
     pass_rate,
@@ -51,13 +55,49 @@ def test_learnability_rejects_bad_input():
 def test_proposal_and_azr_rewards():
     assert proposal_reward(None, 1, 1, format_penalty=-1.0) == -1.0
     assert proposal_reward(0.5, 1, 1) == 1.0
-    assert azr_proposer_reward(None) == -0.5
-    assert azr_proposer_reward(0.0) == 0.0 and azr_proposer_reward(1.0) == 0.0
-    assert azr_proposer_reward(0.25) == 0.75
     assert student_reward(True) == 1.0 and student_reward(False) == 0.0
     assert pass_rate([True, False, False, True]) == 0.5
     with pytest.raises(ValueError):
         pass_rate([])
+
+
+# The AZR code's proposer reward (absolute_zero_reasoner/rewards/reward_managers.py, HEAD of
+# LeapLabTHU/Absolute-Zero-Reasoner): accuracy = 1 - p if p > 0 else 0 (lines 819-820); then a
+# well-formed valid proposal gets accuracy if accuracy > 0 else -0.5, a malformed / invalid one -1
+# (lines 393-437; invalid programs have format_score 0, lines 230-233).  Transcribed as a table:
+def _azr_code_proposer(valid: bool, p: float) -> float:
+    accuracy = (1 - p) if p > 0 else 0.0
+    if not valid:
+        return -1.0
+    return accuracy if accuracy > 0 else -0.5
+
+
+# ... and its solver reward (lines 513-520): format ok -> acc if acc > 0 else -0.5; else -1.
+def _azr_code_solver(well_formed: bool, correct: bool) -> float:
+    acc = 1.0 if correct else 0.0
+    if not well_formed:
+        return -1.0
+    return acc if acc > 0 else -0.5
+
+
+def test_azr_proposer_reward_matches_the_azr_code():
+    assert azr_proposer_reward(None) == -1.0
+    assert azr_proposer_reward(0.0) == -0.5 and azr_proposer_reward(1.0) == -0.5
+    assert azr_proposer_reward(0.25) == 0.75
+    for p in [0.0, 0.125, 0.25, 0.5, 0.875, 1.0]:
+        assert azr_proposer_reward(p) == pytest.approx(_azr_code_proposer(True, p))
+    assert azr_proposer_reward(None) == _azr_code_proposer(False, 0.0)
+    assert azr_proposer_reward(None, invalid_reward=-2.0, extreme_reward=-0.1) == -2.0
+    assert azr_proposer_reward(1.0, invalid_reward=-2.0, extreme_reward=-0.1) == -0.1
+
+
+def test_azr_solver_reward_matches_the_azr_code():
+    assert azr_solver_reward(CORRECT) == 1.0 == _azr_code_solver(True, True)
+    assert azr_solver_reward(WRONG) == -0.5 == _azr_code_solver(True, False)
+    assert azr_solver_reward(FORMAT_ERROR) == -1.0 == _azr_code_solver(False, False)
+    assert azr_solver_reward(WRONG, wrong_reward=-0.25) == -0.25
+    with pytest.raises(ValueError):
+        azr_solver_reward("maybe")
 
 
 def test_band_check_is_inclusive():

@@ -95,7 +95,7 @@ def test_every_mode_writes_complete_records(tmp_path, goalposts, mode):
         else:
             assert p["rejection_reason"], p
         if not p["valid"]:
-            assert p["reward"] == (-0.5 if mode == "azr" else -1.0)
+            assert p["reward"] == -1.0  # GASP format_penalty; AZR invalid_reward (both -1)
     phases = {p["phase"] for p in props}
     if mode == "azr":
         assert phases == {"azr"} and {p["task_type"] for p in props} == {
@@ -134,7 +134,8 @@ def test_proposals_continue_the_prefill(tmp_path, goalposts, monkeypatch, mode):
     real_generate = fake.FakeGenerator.generate
 
     def recording(self, prompts, params):  # type: ignore[no-untyped-def]
-        if not params.purpose.startswith("student"):
+        # an AZR induction proposer writes inputs for a given program: no code, no prefill
+        if not params.purpose.startswith("student") and params.purpose != "azr_propose_induction":
             chats_seen.extend(prompts)
         return real_generate(self, prompts, params)
 
@@ -143,11 +144,51 @@ def test_proposals_continue_the_prefill(tmp_path, goalposts, monkeypatch, mode):
     run = run_training(fake_cfg(tmp_path, goalposts, mode, "gasp.iterations=1"))
     assert chats_seen and all(c[-1] == {"role": "assistant", "content": prefill} for c in chats_seen)
     props = records(run, "proposals")
-    assert all(p["raw"].startswith(prefill) for p in props)  # the record shows the whole answer
+    coded = [p for p in props if not (mode == "azr" and p["task_type"] == "induction")]
+    assert all(p["raw"].startswith(prefill) for p in coded)  # the record shows the whole answer
     assert any(p["valid"] for p in props) and any(p["rejection_reason"] == "syntax_error" for p in props)
     chats_seen.clear()
     run_training(fake_cfg(tmp_path / "none", goalposts, mode, "gasp.iterations=1", "gasp.proposal_prefill="))
     assert chats_seen and all(c[-1]["role"] == "user" for c in chats_seen)
+
+
+def test_azr_rewards_and_induction_proposals_follow_the_azr_code(tmp_path, goalposts):
+    """AZR mode: proposer -1 / -0.5 / 1 - p, solver 1 / -0.5 / -1, and induction proposals that
+    write 10 inputs + a message for a buffer program, 5 shown and 5 hidden."""
+    run = run_training(fake_cfg(tmp_path, goalposts, "azr", "gasp.iterations=1"))
+    props = records(run, "proposals")
+    for p in props:
+        if not p["valid"]:
+            assert p["reward"] == -1.0
+        elif p["pass_rate"] in (0.0, 1.0):
+            assert p["reward"] == -0.5
+        else:
+            assert p["reward"] == pytest.approx(1 - p["pass_rate"])
+    induction = [p for p in props if p["task_type"] == "induction" and p["valid"]]
+    assert induction and all(len(p["inputs"]) == 10 and p["message"] for p in induction)
+    assert all(p["parent_id"] for p in induction)  # the buffer program it was given
+    students = [s for s in records(run, "students") if s["source_phase"] == "azr"]
+    reward_of = {"correct": 1.0, "wrong": -0.5, "format_error": -1.0}
+    assert students and all(s["rewards"] == [reward_of[o] for o in s["outcomes"]] for s in students)
+    assert {o for s in students for o in s["outcomes"]} >= {"correct", "wrong"}
+
+
+def test_azr_reference_count_is_a_config_field(tmp_path, goalposts, monkeypatch):
+    from gasp_rl.core import prompts
+
+    seen: dict[str, set[int]] = {}
+    real = prompts.azr_proposer_prompt
+
+    def recording(task_type, references, n_inputs=5):  # type: ignore[no-untyped-def]
+        seen.setdefault(task_type, set()).add(len(references))
+        return real(task_type, references, n_inputs)
+
+    monkeypatch.setattr(prompts, "azr_proposer_prompt", recording)
+    run_training(fake_cfg(tmp_path, goalposts, "azr", "gasp.iterations=1"))
+    assert seen == {"induction": {1}, "deduction": {6}, "abduction": {6}}  # AZR io_n = 6
+    seen.clear()
+    run_training(fake_cfg(tmp_path / "b", goalposts, "azr", "gasp.iterations=1", "azr.n_references=2"))
+    assert seen["deduction"] == {2} and seen["induction"] == {1}
 
 
 def test_novelty_filter_rejects_duplicates(tmp_path, goalposts):

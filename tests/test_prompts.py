@@ -36,7 +36,6 @@ PROPOSERS = {
     "lift_f": lambda n: lift_prompt(TASK, "f", n),
     "one_step_medium": lambda n: one_step_prompt(GOALPOST, "medium", n),
     "one_step_hard": lambda n: one_step_prompt(GOALPOST, "hard", n),
-    "azr_induction": lambda n: azr_proposer_prompt("induction", [TASK, TASK], n),
     "azr_deduction": lambda n: azr_proposer_prompt("deduction", [TASK, TASK], n),
     "azr_abduction": lambda n: azr_proposer_prompt("abduction", [TASK, TASK], n),
 }
@@ -89,6 +88,29 @@ def test_proposer_worked_example_parses(name: str, n_inputs: int) -> None:
     parsed = parsing.parse_proposal(chat[2]["content"], n_inputs=shown)
     assert isinstance(parsed, parsing.Proposal), parsed
     assert parsed.message and not parsed.renamed_from
+
+
+@pytest.mark.parametrize("n_inputs", [2, 10])
+def test_azr_induction_proposer_writes_inputs_for_a_given_program(n_inputs: int) -> None:
+    """AZR gen_code_f: the proposer is given one buffer program and asked for inputs + a message."""
+    chat = azr_proposer_prompt("induction", [TASK], n_inputs)
+    _assert_shape(chat)
+    assert TASK.code in chat[-1]["content"] and "```python" not in chat[2]["content"]
+    assert f"listing exactly {n_inputs} distinct inputs of f" in chat[-1]["content"]
+    parsed = parsing.parse_inputs_message(chat[2]["content"], "def f(word):\n    return word", n_inputs)
+    assert isinstance(parsed, parsing.Proposal), parsed
+    assert len(parsed.inputs) == n_inputs and parsed.message
+
+
+def test_parse_inputs_message_needs_inputs_and_a_message() -> None:
+    code = "def f(a, b):\n    return a + b"
+    ok = parsing.parse_inputs_message("Inputs: [(1, 2), (3, 4)]\nMessage: add", code, 2)
+    assert isinstance(ok, parsing.Proposal) and ok.inputs == ["1, 2", "3, 4"] and ok.code == code
+    assert parsing.parse_inputs_message("Inputs: [(1, 2), (3, 4)]", code, 2).reason == "no_message"
+    assert parsing.parse_inputs_message("Inputs: [(1, 2)]\nMessage: m", code, 2).reason == "wrong_input_count"
+    assert (
+        parsing.parse_inputs_message("Inputs: [1, 2]\nMessage: m", code, 2).reason == "input_arity_mismatch"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(STUDENTS))

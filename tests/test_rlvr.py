@@ -218,7 +218,7 @@ def _step(cfg: Config, executor, store=None, iteration: int = 0):
 
 
 def test_step_drops_zero_variance_groups(tmp_path, executor):
-    cfg = make_cfg(tmp_path)
+    cfg = make_cfg(tmp_path, "rlvr.drop_zero_variance=true")  # the default keeps them (as verl)
     store = RunStore.create(cfg, "rlvr")
     _, gen, learner, m = _step(cfg, executor, store)
     assert gen.calls[0].n == 4 and gen.calls[0].temperature == 1.0 and gen.calls[0].max_new_tokens == 64
@@ -249,7 +249,7 @@ def test_step_drops_zero_variance_groups(tmp_path, executor):
 
 
 def test_step_keeps_zero_variance_groups_with_zero_advantage(tmp_path, executor):
-    cfg = make_cfg(tmp_path, "rlvr.drop_zero_variance=false", "rlvr.scale_by_std=false")
+    cfg = make_cfg(tmp_path, "rlvr.scale_by_std=false")  # the default: zero-variance groups stay in
     _, _, learner, m = _step(cfg, executor)
     batch = learner.batches[0]
     assert len(batch) == 12 and m["samples_trained"] == 12
@@ -261,7 +261,7 @@ def test_step_keeps_zero_variance_groups_with_zero_advantage(tmp_path, executor)
 
 
 def test_step_without_signal_skips_the_learner(tmp_path, executor):
-    cfg = make_cfg(tmp_path, "rlvr.batch_problems=2")
+    cfg = make_cfg(tmp_path, "rlvr.batch_problems=2", "rlvr.drop_zero_variance=true")
     gen, learner = ScriptedGenerator(), RecordingLearner()
     stepper = rlvr.RLVRStepper(cfg, gen, learner, executor, [DOUBLE, INC])
     m = stepper.step(0)

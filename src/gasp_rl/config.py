@@ -81,11 +81,38 @@ class TrainerConfig(_Section):
     clip_high: float = Field(0.28, ge=0)
     kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
-    micro_batch_size: int = Field(2, gt=0)
+    micro_batch_size: int = Field(
+        2, gt=0, description="Sequences per forward/backward (gradient accumulation)."
+    )
+    ppo_mini_batch_size: int = Field(
+        0,
+        ge=0,
+        description="Samples per optimizer step: a batch is split into mini-batches and the old "
+        "log-probs are computed once before the first step, so the ratio moves away from 1 and "
+        "clip_low / clip_high act (verl / AZR ppo_mini_batch_size; AZR 7B: 128 of 384).  0 = the "
+        "whole batch in one step (ratio exactly 1, clipping inactive).",
+    )
+    ppo_epochs: int = Field(1, gt=0, description="Passes over the mini-batches of a batch (verl ppo_epochs).")
+    ppo_shuffle: bool = Field(
+        True,
+        description="Shuffle samples before splitting into mini-batches (seeded by trainer.seed), so "
+        "that a mini-batch mixes (task type, role) groups.",
+    )
+    trr_normalisation: Literal["sequence", "token"] = Field(
+        "sequence",
+        description="TRR++ statistics: 'sequence' = the AZR paper's (r - mean) / (std + eps) over the "
+        "responses of a (task type, role) group; 'token' = the AZR code's masked_whiten over their "
+        "response tokens (long answers weigh more).",
+    )
     max_grad_norm: float = Field(1.0, gt=0)
     bf16_autocast: bool = True
     advantage_eps: float = Field(1e-6, gt=0)
-    seed: int = 0
+    seed: int = Field(
+        0,
+        description="Seed of the learner: torch's global RNG when the policy is built, the "
+        "mini-batch shuffle, and sampling calls that pass no seed of their own.  run.seed drives "
+        "the algorithms (which tasks, which prompts, generation seeds).",
+    )
 
 
 class SandboxConfig(_Section):
@@ -170,12 +197,42 @@ class GaspConfig(_Section):
 
 
 class AzrConfig(_Section):
-    """Absolute Zero baseline (SPEC 4): unguided proposer with AZR's reward."""
+    """Absolute Zero baseline (SPEC 4): unguided proposer with AZR's rewards.
+
+    Defaults follow the AZR code (LeapLabTHU/Absolute-Zero-Reasoner: ``rewards/reward_managers.py``
+    and ``configs/azr_ppo_trainer.yaml``) except the batch, which is the CPU demo's."""
 
     n_seed_programs: int = Field(256, gt=0)
-    n_student: int = Field(8, gt=0)
-    invalid_reward: float = -0.5
-    proposals_per_type: int = Field(4, gt=0)
+    n_student: int = Field(
+        8, gt=0, description="Solver samples that estimate a proposal's pass rate p (AZR: 8)."
+    )
+    invalid_reward: float = Field(
+        -1.0, description="Proposer reward of a proposal that fails to parse or a validity check (AZR: -1)."
+    )
+    extreme_reward: float = Field(
+        -0.5, description="Proposer reward of a valid proposal with p = 0 or p = 1 (AZR: -0.5)."
+    )
+    solver_wrong_reward: float = Field(
+        -0.5, description="Solver reward of a well-formed but wrong answer (AZR: -0.5; correct = 1)."
+    )
+    solver_format_reward: float = Field(
+        -1.0, description="Solver reward of an answer that cannot be parsed (AZR: -1)."
+    )
+    proposals_per_type: int = Field(
+        4, gt=0, description="Proposals per task type per iteration (CPU demo: 4; AZR paper scale: 64)."
+    )
+    n_references: int = Field(
+        6,
+        gt=0,
+        description="Reference programs from the buffer shown to a deduction / abduction proposer "
+        "(AZR io_n: 6); the induction proposer is given one program.",
+    )
+    induction_inputs: int = Field(
+        10,
+        ge=2,
+        description="Inputs an induction proposer writes for its given program (AZR num_inputs: 10); "
+        "the first half are shown to the solver, the rest grade it.",
+    )
 
 
 class RlvrConfig(_Section):
@@ -195,7 +252,9 @@ class RlvrConfig(_Section):
     n: int = Field(8, gt=1, description="Completions per prompt (the GRPO group).")
     scale_by_std: bool = Field(True, description="Divide group-centred rewards by the group std.")
     drop_zero_variance: bool = Field(
-        True, description="Leave groups with all-equal rewards out of the update (else advantage 0)."
+        False,
+        description="Leave groups with all-equal rewards out of the update.  Default: they stay in "
+        "with advantage 0 and count in the token-mean normaliser, as in verl's GRPO.",
     )
     max_new_tokens: int = Field(256, gt=0)
     temperature: float = Field(1.0, ge=0)

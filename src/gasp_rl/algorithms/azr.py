@@ -1,10 +1,18 @@
 """The Absolute Zero baseline (AZR, arXiv 2505.03335): unguided asymmetric self-play.
 
-Each iteration, for each task type (deduction, abduction, induction) the proposer is shown a few
-reference programs from its buffer (seeded with simple programs the project ships) and proposes a
-new program with inputs; valid proposals get AZR's reward ``1 - p`` (0 if p is 0 or 1, -0.5 if
-invalid) where p comes from ``azr.n_student`` solver attempts, join the buffer, and are the
-solver's training questions.  One TRR++ update over all (task type, role) groups.
+Each iteration, for each task type the proposer writes ``azr.proposals_per_type`` proposals:
+
+- deduction / abduction: shown ``azr.n_references`` reference programs from its buffer (seeded with
+  simple programs the project ships), it writes a new program and one input;
+- induction: given ONE program from the buffer, it writes ``azr.induction_inputs`` inputs and a
+  message (no code); the solver sees the first half of the I/O pairs and the message, the second
+  half grades it (AZR's ``gen_code_f`` / ``pred_code_f``).
+
+Proposals are validated (SPEC 5, without the novelty filter), their pass rate p is estimated from
+``azr.n_student`` solver attempts, and the rewards are AZR's
+(:func:`~gasp_rl.core.rewards.azr_proposer_reward`: -1 invalid, -0.5 if p is 0 or 1, else 1 - p;
+:func:`~gasp_rl.core.rewards.azr_solver_reward`: 1 correct, -0.5 wrong, -1 format error).  Valid
+deduction / abduction programs join the buffer.  One TRR++ update over all (task type, role) groups.
 
 Simplification, documented: the solver's training rollouts are the same ``n_student`` attempts
 used to estimate p (AZR samples them separately); this halves the student cost on a CPU.
@@ -23,12 +31,10 @@ from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reaso
 from gasp_rl.config import Config
 from gasp_rl.core import prompts
 from gasp_rl.core.jobs import Job
-from gasp_rl.core.rewards import azr_proposer_reward, pass_rate
+from gasp_rl.core.rewards import CORRECT, azr_proposer_reward, azr_solver_reward
 from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
 from gasp_rl.errors import DataError
 from gasp_rl.seams import Executor
-
-N_REFERENCES = 3
 
 
 def load_seed_programs(executor: Executor, limit: int) -> list[ProgramTask]:
@@ -57,17 +63,23 @@ class AZR:
 
     def iteration(self, it: int, store: Any) -> dict[str, Any]:
         rng = random.Random(f"{self.cfg.run.seed}/{it}/azr")
-        n_io = self.cfg.gasp.n_public_io + self.cfg.gasp.n_private_io
         cands: list[Candidate] = []
         items: list[tuple[Any, float, str, str]] = []
         student: dict[str, list[float]] = {}
         for tt in TASK_TYPES:
-            n_inputs = n_io if tt == "induction" else 1
+            induction = tt == "induction"
+            n_inputs = self.a.induction_inputs if induction else 1
             chats, group = [], []
             for j in range(self.a.proposals_per_type):
-                refs = rng.sample(self.buffer, k=min(N_REFERENCES, len(self.buffer)))
+                c = Candidate(f"it{it}-azr-{tt}-{j}", it, "azr", 0, completion=None, task_type=tt)  # type: ignore[arg-type]
+                if induction:  # AZR gen_code_f: inputs and a message for one given program
+                    given = rng.choice(self.buffer)
+                    c.given_code, c.parent_id = given.code, given.task_id or None
+                    refs = [given]
+                else:
+                    refs = rng.sample(self.buffer, k=min(self.a.n_references, len(self.buffer)))
                 chats.append(prompts.azr_proposer_prompt(tt, refs, n_inputs))
-                group.append(Candidate(f"it{it}-azr-{tt}-{j}", it, "azr", 0, completion=None, task_type=tt))  # type: ignore[arg-type]
+                group.append(c)
             with self.kit.clock.timed("propose"):
                 outs = self.kit.sample(
                     chats,
@@ -75,7 +87,8 @@ class AZR:
                     1,
                     self.cfg.generation.max_new_tokens,
                     seed=rng.randrange(2**31),
-                    prefill=self.cfg.gasp.proposal_prefill,
+                    # the prefill starts a program; an induction proposer writes none
+                    prefill="" if induction else self.cfg.gasp.proposal_prefill,
                 )
             for c, o in zip(group, outs):
                 c.completion = o[0]
@@ -88,10 +101,15 @@ class AZR:
                     self.cfg.generation.max_new_tokens,
                     seed=rng.randrange(2**31),
                     rng=rng,
+                    outcomes=True,
+                    induction_split=(n_inputs // 2, n_inputs - n_inputs // 2),
                 )
-            for c, (_, _, comps, passed) in zip(valid, results):
-                c.pass_rate, c.n_student = pass_rate(passed), len(passed)
-                rewards = [float(p) for p in passed]
+            for c, (_, _, comps, outcomes) in zip(valid, results):
+                c.pass_rate, c.n_student = sum(o == CORRECT for o in outcomes) / len(outcomes), len(outcomes)
+                rewards = [
+                    azr_solver_reward(o, self.a.solver_wrong_reward, self.a.solver_format_reward)
+                    for o in outcomes
+                ]
                 items += [(comp, r, tt, "solver") for comp, r in zip(comps, rewards)]
                 student.setdefault(tt, []).extend(rewards)
                 store.append(
@@ -104,13 +122,16 @@ class AZR:
                         "task_type": tt,
                         "n": len(rewards),
                         "rewards": rewards,
-                        "mean_reward": c.pass_rate,
+                        "outcomes": outcomes,
+                        "mean_reward": float(np.mean(rewards)),
                     },
                 )
             for c in group:
-                c.reward = azr_proposer_reward(c.pass_rate if c.valid else None, self.a.invalid_reward)
+                c.reward = azr_proposer_reward(
+                    c.pass_rate if c.valid else None, self.a.invalid_reward, self.a.extreme_reward
+                )
                 c.accepted = c.valid
-                if c.accepted:
+                if c.accepted and not induction:  # an induction task's program is already there
                     self.buffer.append(c.task)
                 store.append("proposals", c.record())
                 items.append((c.completion, c.reward, tt, "proposer"))

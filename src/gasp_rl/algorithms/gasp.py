@@ -119,12 +119,11 @@ class GASP:
             )
             for c, o in zip(cands, outs):
                 c.completion = o[0]
-            self.kit.validate(
-                cands,
-                self.g.n_public_io + self.g.n_private_io,
-                novelty=self.g.mode != "no_rejection_sampling",
-            )
+            novelty = self.g.mode != "no_rejection_sampling"
+            self.kit.validate(cands, self.g.n_public_io + self.g.n_private_io, novelty=novelty)
             self._estimate(it, [c for c in cands if c.valid], rng, store)
+            # of two near-identical in-band proposals of this step the first is accepted
+            self.kit.reject_batch_duplicates(cands, lambda c: in_band(c.pass_rate, band), novelty)
             for c in cands:
                 c.reward = proposal_reward(
                     c.pass_rate if c.valid else None, shape.a, shape.b, self.g.format_penalty

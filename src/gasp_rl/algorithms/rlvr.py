@@ -8,10 +8,11 @@ One update reads like the method:
    (HumanEval: the ``check`` function), else 0 -- a completion without code is a wrong answer;
 4. GRPO advantages: the group is the ``n`` completions of one prompt (:func:`gasp_rl.core.advantages.grpo`),
    centred on the group mean and divided by its std when ``rlvr.scale_by_std``;
-5. groups whose ``n`` rewards are all equal carry no signal: with ``rlvr.drop_zero_variance`` they
-   are left out of the batch, otherwise they stay in with advantage 0 (they then still count in the
-   learner's token-mean normaliser, which shrinks the step -- the two choices are not the same update);
-6. one clipped policy-gradient step, ``learner.update(samples)``.
+5. groups whose ``n`` rewards are all equal carry no signal: by default they stay in the batch
+   with advantage 0 and count in the learner's token-mean normaliser, as in verl's GRPO; with
+   ``rlvr.drop_zero_variance`` they are left out (a larger step: the two are not the same update);
+6. the clipped policy-gradient steps of :func:`gasp_rl.algorithms.ppo.ppo_update`: one step by
+   default, ``trainer.ppo_mini_batch_size`` mini-batches against old log-probs computed once.
 
 :class:`RLVRStepper` does exactly one such update and is shared by ``gasp rlvr`` (:func:`run_rlvr`)
 and by the GASP loop in ``mode=gasp_plus_rl``, which calls :meth:`RLVRStepper.step`
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gasp_rl.algorithms.ppo import ppo_update
 from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.tasks import Problem
@@ -94,7 +96,7 @@ def grpo_group_advantages(
     rewards: Sequence[Sequence[float]],
     *,
     scale_by_std: bool = True,
-    drop_zero_variance: bool = True,
+    drop_zero_variance: bool = False,
     eps: float = 1e-6,
 ) -> GroupAdvantages:
     """Per-group GRPO advantages of ``rewards[g][i]`` (completion ``i`` of prompt ``g``).
@@ -256,7 +258,8 @@ class RLVRStepper:
         )
         samples = build_samples(problems, graded, groups)
         if samples:
-            learner_metrics = self.learner.update(samples)
+            shuffle = random.Random(derive_seed(self.cfg.trainer.seed, "ppo", iteration, k))
+            learner_metrics = ppo_update(self.learner, samples, self.cfg.trainer, shuffle)
             if self.sync is not None:
                 self.sync()
         else:
@@ -300,9 +303,10 @@ def make_rl_stepper(
 def build_samples(
     problems: Sequence[Problem], graded: Sequence[Sequence[Graded]], groups: GroupAdvantages
 ) -> list[PolicySample]:
-    """Learner samples of the kept groups.  No ``old_logprobs``: the update is on-policy (one step
-    per batch), so the ratio is taken against the current policy's detached log-probs (exactly 1)
-    rather than against sampling-time log-probs that may have been computed in another precision."""
+    """Learner samples of the kept groups.  No ``old_logprobs`` from sampling time (they may have
+    been computed in another precision, bf16 autocast or vLLM): :func:`~gasp_rl.algorithms.ppo.ppo_update`
+    recomputes them with the learner when it takes several mini-batch steps; with one step the
+    ratio is taken against the learner's own detached log-probs (exactly 1)."""
     samples = []
     for problem, group, adv, kept in zip(problems, graded, groups.advantages, groups.kept):
         if not kept:

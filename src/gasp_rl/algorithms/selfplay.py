@@ -8,6 +8,7 @@ policy update with Task-Relative REINFORCE++ (SPEC 6).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import Counter, defaultdict
@@ -18,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from gasp_rl.algorithms.ppo import ppo_update
 from gasp_rl.config import Config
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
+from gasp_rl.core.rewards import CORRECT, FORMAT_ERROR, WRONG
 from gasp_rl.core.tasks import TASK_TYPES, IOPair, ProgramTask
 from gasp_rl.seams import (
     Completion,
@@ -74,6 +77,7 @@ class Candidate:
     similarity_code: float | None = None
     q_vec: np.ndarray | None = None
     c_vec: np.ndarray | None = None
+    given_code: str | None = None  # AZR induction: the buffer program the proposer writes inputs for
 
     def reject(self, reason: str, detail: str = "") -> None:
         self.valid, self.rejection_reason, self.detail = False, reason, detail[:500]
@@ -201,7 +205,10 @@ class SelfPlayKit:
         n_shown = self.cfg.gasp.n_public_io
         runnable: list[Candidate] = []
         for c in cands:
-            parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)  # safety included
+            if c.given_code is not None:  # AZR induction: inputs + message for a given program
+                parsed = parsing.parse_inputs_message(c.completion.text, c.given_code, n_inputs)
+            else:
+                parsed = parsing.parse_proposal(c.completion.text, n_inputs=n_inputs)  # safety included
             if isinstance(parsed, parsing.Rejection):
                 c.reject(parsed.reason, parsed.detail)
                 continue
@@ -233,20 +240,51 @@ class SelfPlayKit:
         with self.clock.timed("novelty"):
             q = self.embedder.embed([question_text(c.task, n_shown) for c in valid])
             k = self.embedder.embed([c.task.code for c in valid])
-            thr = self.cfg.gasp.novelty_threshold
+            # only the buffers of ACCEPTED proposals count (SPEC 5); duplicates within this batch
+            # are settled once acceptance is known (reject_batch_duplicates)
             sq, sk = self.question_buffer.max_similarity(q), self.code_buffer.max_similarity(k)
             for i, c in enumerate(valid):
                 c.q_vec, c.c_vec = q[i], k[i]
-                # compare also with earlier valid proposals of this same batch
-                prev_q = [valid[j].q_vec for j in range(i) if valid[j].valid]
-                prev_k = [valid[j].c_vec for j in range(i) if valid[j].valid]
-                simq = max([float(sq[i])] + [float(q[i] @ v) for v in prev_q])
-                simk = max([float(sk[i])] + [float(k[i] @ v) for v in prev_k])
-                c.similarity_question, c.similarity_code = simq, simk
-                if novelty and simq > thr:
-                    c.reject("novelty_question", f"question cosine similarity {simq:.3f} > {thr}")
-                elif novelty and simk > thr:
-                    c.reject("novelty_code", f"code cosine similarity {simk:.3f} > {thr}")
+                c.similarity_question, c.similarity_code = float(sq[i]), float(sk[i])
+                if novelty:
+                    self._novelty_check(c, "")
+
+    def _novelty_check(self, c: Candidate, where: str) -> None:
+        thr = self.cfg.gasp.novelty_threshold
+        if c.similarity_question is not None and c.similarity_question > thr:
+            c.reject(
+                "novelty_question", f"question cosine similarity {c.similarity_question:.3f} > {thr}{where}"
+            )
+        elif c.similarity_code is not None and c.similarity_code > thr:
+            c.reject("novelty_code", f"code cosine similarity {c.similarity_code:.3f} > {thr}{where}")
+
+    def reject_batch_duplicates(
+        self, cands: list[Candidate], acceptable: Callable[[Candidate], bool], novelty: bool
+    ) -> None:
+        """Novelty within one batch, compared with accepted proposals only.
+
+        ``cands`` are taken in order; a valid candidate that ``acceptable`` would accept (its pass
+        rate is in the band) is compared with the candidates of this batch accepted before it (the
+        buffer was checked by :meth:`validate`).  The first of two near-identical in-band proposals
+        is accepted, the later one is rejected as ``novelty_question`` / ``novelty_code`` -- as if
+        the first had joined the buffer just before it.  A proposal that is never accepted (out of
+        band, invalid) is compared with nothing and makes no later one a duplicate.  The recorded
+        similarities become the larger of buffer and batch.  With ``novelty`` off (the
+        ``no_rejection_sampling`` ablation) only the similarities are recorded.
+        """
+        kept: list[Candidate] = []
+        for c in cands:
+            if not (c.valid and c.q_vec is not None and acceptable(c)):
+                continue
+            if kept:
+                sq = -1.0 if c.similarity_question is None else c.similarity_question
+                sk = -1.0 if c.similarity_code is None else c.similarity_code
+                c.similarity_question = max([sq] + [float(c.q_vec @ o.q_vec) for o in kept])
+                c.similarity_code = max([sk] + [float(c.c_vec @ o.c_vec) for o in kept])
+                if novelty:
+                    self._novelty_check(c, " (an earlier accepted proposal of this step)")
+            if c.valid:
+                kept.append(c)
 
     def admit(self, cands: list[Candidate]) -> None:
         """Accepted proposals join the novelty buffers."""
@@ -273,7 +311,13 @@ class SelfPlayKit:
     # ------------------------------------------------------------------ students
 
     def grade(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[bool]:
-        """Grade student answers to one question in the sandbox (format errors are wrong)."""
+        """Grade student answers to one question in the sandbox: passed or not (format errors are
+        wrong answers, SPEC 3.3)."""
+        return [o == CORRECT for o in self.grade_outcomes(task, task_type, view, texts)]
+
+    def grade_outcomes(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[str]:
+        """Grade student answers to one question in the sandbox, telling a format error (the answer
+        does not parse) from a wrong answer: ``correct`` / ``wrong`` / ``format_error`` per text."""
         jobs: list[Job | None] = []
         for text in texts:
             if task_type == "induction":
@@ -311,7 +355,7 @@ class SelfPlayKit:
                 )
         real = [j for j in jobs if j is not None]
         verdicts = iter(self.execute(real) if real else [])
-        return [False if j is None else next(verdicts).passed for j in jobs]
+        return [FORMAT_ERROR if j is None else (CORRECT if next(verdicts).passed else WRONG) for j in jobs]
 
     def attempt(
         self,
@@ -320,13 +364,17 @@ class SelfPlayKit:
         max_new_tokens: int,
         seed: int,
         rng: random.Random,
+        outcomes: bool = False,
+        induction_split: tuple[int, int] | None = None,
     ):
         """Student attempts: for each (task, task type) ``n`` sampled answers, graded.
 
-        Returns [(task, type, completions, passed flags)]."""
-        views = [
-            t.view(tt, rng, self.cfg.gasp.n_public_io, self.cfg.gasp.n_private_io) for t, tt in questions
-        ]
+        Returns [(task, type, completions, passed flags)], or with ``outcomes`` the outcome of each
+        answer (``correct`` / ``wrong`` / ``format_error``) in place of the flags.  An induction
+        question shows the first ``n_public`` I/O pairs and grades on the next ``n_private``:
+        ``induction_split`` (default ``gasp.n_public_io, gasp.n_private_io``)."""
+        n_pub, n_priv = induction_split or (self.cfg.gasp.n_public_io, self.cfg.gasp.n_private_io)
+        views = [t.view(tt, rng, n_pub, n_priv) for t, tt in questions]
         by_type: dict[str, list[int]] = defaultdict(list)
         for i, (_, tt) in enumerate(questions):
             by_type[tt].append(i)
@@ -344,7 +392,8 @@ class SelfPlayKit:
                 completions[i] = o
         results = []
         for (task, tt), view, comps in zip(questions, views, completions):
-            results.append((task, tt, comps, self.grade(task, tt, view, [c.text for c in comps])))
+            graded = self.grade_outcomes(task, tt, view, [c.text for c in comps])
+            results.append((task, tt, comps, graded if outcomes else [o == CORRECT for o in graded]))
         return results
 
     def random_task_type(self, rng: random.Random) -> str:
@@ -353,31 +402,40 @@ class SelfPlayKit:
     # ------------------------------------------------------------------ update
 
     def update(self, items: list[tuple[Completion, float, str, str]]) -> dict[str, float]:
-        """One clipped policy-gradient step; ``items`` are (completion, reward, task type, role).
+        """One policy update; ``items`` are (completion, reward, task type, role).
 
-        Advantages are TRR++: normalised within each (task type, role) group.  Samples whose
-        advantage is zero (single-member or zero-variance groups) carry no gradient and are dropped.
-        No ``old_logprobs``, as in RLVR: the update is on-policy (one step per batch), so the ratio
-        is taken against the learner's own detached log-probs (exactly 1), not against sampling-time
-        log-probs computed in another precision (bf16 autocast, vLLM).
+        Advantages are TRR++: normalised within each (task type, role) group, per sequence or per
+        token (``trainer.trr_normalisation``).  Every sample with completion tokens reaches the
+        learner, also those of advantage zero (single-member or zero-variance groups): they add no
+        gradient but count in the token-mean normaliser, as in verl.  The batch becomes
+        ``trainer.ppo_mini_batch_size`` mini-batch steps against old log-probs computed once
+        (:func:`gasp_rl.algorithms.ppo.ppo_update`); by default one step (ratio exactly 1).
         """
         if self.learner is None or not items:
             return {}
+        tc = self.cfg.trainer
         adv = trr_plus_plus(
             [r for _, r, _, _ in items],
             [t for _, _, t, _ in items],
             [ro for _, _, _, ro in items],
-            eps=self.cfg.trainer.advantage_eps,
+            eps=tc.advantage_eps,
+            normalisation=tc.trr_normalisation,
+            lengths=[len(c.token_ids) for c, _, _, _ in items],
         )
         samples = [
             PolicySample(c.prompt_token_ids, c.token_ids, float(a), group=f"{t}|{ro}")
             for (c, _, t, ro), a in zip(items, adv)
-            if abs(a) > 0 and c.token_ids
+            if c.token_ids
         ]
-        if not samples:
+        if not any(abs(s.advantage) > 0 for s in samples):  # type: ignore[arg-type]
             return {"skipped": 1.0}
+        # the shuffle seed depends on trainer.seed and the batch itself, so a resumed run replays it
+        digest = hashlib.blake2b(
+            repr((tc.seed, [(len(s.completion_token_ids), s.advantage) for s in samples])).encode(),
+            digest_size=8,
+        ).digest()
         with self.clock.timed("update"):
-            metrics = self.learner.update(samples)
+            metrics = ppo_update(self.learner, samples, tc, random.Random(int.from_bytes(digest, "big")))
             if self.sync is not None:
                 self.sync()
             return metrics

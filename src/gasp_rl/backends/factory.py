@@ -145,5 +145,12 @@ _BUILDERS: dict[str, Callable[[Config], Any]] = {
 
 def build_policy(cfg: Config) -> PolicyBundle:
     """The policy for ``cfg.model.backend`` (``fake`` returns the test double's look-alike bundle).  Raises :class:`~gasp_rl.errors.ModelLoadError` /
-    :class:`~gasp_rl.errors.BackendUnavailable` with a one-line reason."""
+    :class:`~gasp_rl.errors.BackendUnavailable` with a one-line reason.
+
+    Backends with torch weights in this process (``hf``, ``vllm``) seed torch's global RNG with
+    ``trainer.seed`` first (weight init of anything new, dropout if enabled)."""
+    if cfg.model.backend in ("hf", "vllm"):
+        import torch
+
+        torch.manual_seed(cfg.trainer.seed)
     return _BUILDERS[cfg.model.backend](cfg)

@@ -116,7 +116,28 @@ class FakeGenerator:
         """Per-task probability of a correct answer (spread over [0, 1])."""
         return (_h(self.seed, "skill", key) % 1000) / 1000.0
 
+    def _inputs_for(self, text: str, rng: random.Random) -> str:
+        """AZR induction proposer: ``Inputs: [...]`` for the program in the prompt, and a message
+        the fake student recognises when the program is one of the fake's templates."""
+        m = re.search(r"listing exactly (\d+) distinct input", text)
+        n = int(m.group(1)) if m else 10
+        if rng.random() < self.malformed_rate:
+            return "Inputs: [1, 2]"
+        found = _recognise(text.rsplit("Program:", 1)[-1])
+        gen = _TEMPLATES[found[0]][1] if found else (lambda r: str(r.randint(-50, 50)))
+        seen: list[str] = []
+        for _ in range(20 * n):
+            v = gen(rng)
+            if v not in seen:
+                seen.append(v)
+            if len(seen) == n:
+                break
+        message = f"fake task {found[0]} {found[1]}" if found else "some numbers"
+        return f"Inputs: [{', '.join(seen)}]\nMessage: {message}"
+
     def _respond(self, purpose: str, text: str, rng: random.Random) -> str:
+        if purpose == "azr_propose_induction":
+            return self._inputs_for(text, rng)
         if purpose in ("lemma", "lift", "one_step") or purpose.startswith("azr_propose"):
             n_inputs = 1 if purpose in ("azr_propose_deduction", "azr_propose_abduction") else 5
             return self._propose(rng, n_inputs)

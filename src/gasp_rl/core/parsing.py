@@ -206,6 +206,7 @@ REJECTION_REASONS: dict[str, str] = {
     "input_too_long": f"an input is longer than {MAX_INPUT_CHARS} characters",
     "input_not_literal_syntax": "an input is not a comma-separated list of Python literals",
     "input_arity_mismatch": "an input has a number of arguments f cannot take",
+    "no_message": "no `Message:` line (an AZR induction proposal must have one)",
     "no_answer": "no `Answer:` line, no answer block and no bare value",
     "answer_too_long": f"the answer is longer than {MAX_ANSWER_CHARS} characters",
     "answer_not_literal_syntax": "the answer is not a Python literal (or argument list of literals)",
@@ -494,6 +495,64 @@ def _inputs_from_list(rest: str, n_params: int) -> list[str] | None:
     return [ast.unparse(e) for e in node.elts]
 
 
+def _parse_inputs(rest: str, low: int, high: float, n_inputs: int) -> list[str] | Rejection:
+    """The first ``n_inputs`` distinct literal inputs of the non-code text ``rest`` for an ``f``
+    taking ``low..high`` arguments, as argument texts; or why there are none."""
+    raw = _input_texts(rest)
+    if not raw:
+        listed = _inputs_from_list(rest, low if low == high else -1)
+        if listed is None:
+            return Rejection("no_inputs")
+        raw = listed
+    # The first n_inputs distinct inputs are the task; extra ones are cut (unambiguous), repeats
+    # are skipped (a repeated I/O pair shows or checks nothing new), too few is a rejection.
+    inputs: list[str] = []
+    for k, value in enumerate(raw):
+        if len(inputs) == n_inputs:
+            break
+        if len(value) > MAX_INPUT_CHARS:
+            return Rejection("input_too_long", f"input {k + 1}: {len(value)} characters")
+        args = _literal_args(_clean_input(value))
+        if args is None:
+            return Rejection("input_not_literal_syntax", f"input {k + 1}: {value.strip()[:80]!r}")
+        if not low <= len(args) <= high:
+            want = f"{low}" if low == high else f"{low}..{high}"
+            return Rejection(
+                "input_arity_mismatch", f"input {k + 1} has {len(args)} arguments, f takes {want}"
+            )
+        text_args = ", ".join(ast.unparse(a) for a in args)
+        if text_args not in inputs:
+            inputs.append(text_args)
+    if len(inputs) < n_inputs:
+        repeats = f" distinct of {len(raw)}" if len(raw) > len(inputs) else ""
+        return Rejection("wrong_input_count", f"got {len(inputs)}{repeats}, want {n_inputs}")
+    return inputs
+
+
+def parse_inputs_message(text: str, code: str, n_inputs: int) -> Proposal | Rejection:
+    """Parse an AZR induction proposer's reply: ``n_inputs`` inputs and a message for a *given*
+    program ``code`` (the proposer writes no code).  Any code block in the reply is ignored; the
+    message is required (the solver sees it, AZR's ``parse_inputs_message`` requires one too)."""
+    if not text or not text.strip():
+        return Rejection("empty_output")
+    text = text[:MAX_TEXT_CHARS]
+    found = _extract(text)
+    rest = text if found is None else text[: found[1]] + "\n" + text[found[2] :]
+    ensured = ensure_f(code)
+    if isinstance(ensured, Rejection):
+        return ensured
+    code, _renamed, f_args = ensured
+    low, high = _arity(f_args)
+    inputs = _parse_inputs(rest, low, high, n_inputs)
+    if isinstance(inputs, Rejection):
+        return inputs
+    m = _MESSAGE_LINE.search(rest)
+    message = _strip_ticks(m.group(1))[:MAX_MESSAGE_CHARS].strip() if m else ""
+    if not message:
+        return Rejection("no_message")
+    return Proposal(code=code, inputs=inputs, message=message)
+
+
 def parse_proposal(
     text: str, n_inputs: int = 5, check_safety: bool = True, require_message: bool = False
 ) -> Proposal | Rejection:
@@ -524,34 +583,9 @@ def parse_proposal(
         if problem:
             return Rejection("forbidden_capability", problem)
     low, high = _arity(f_args)
-    raw = _input_texts(rest)
-    if not raw:
-        listed = _inputs_from_list(rest, low if low == high else -1)
-        if listed is None:
-            return Rejection("no_inputs")
-        raw = listed
-    # The first n_inputs distinct inputs are the task; extra ones are cut (unambiguous), repeats
-    # are skipped (a repeated I/O pair shows or checks nothing new), too few is a rejection.
-    inputs: list[str] = []
-    for k, value in enumerate(raw):
-        if len(inputs) == n_inputs:
-            break
-        if len(value) > MAX_INPUT_CHARS:
-            return Rejection("input_too_long", f"input {k + 1}: {len(value)} characters")
-        args = _literal_args(_clean_input(value))
-        if args is None:
-            return Rejection("input_not_literal_syntax", f"input {k + 1}: {value.strip()[:80]!r}")
-        if not low <= len(args) <= high:
-            want = f"{low}" if low == high else f"{low}..{high}"
-            return Rejection(
-                "input_arity_mismatch", f"input {k + 1} has {len(args)} arguments, f takes {want}"
-            )
-        text_args = ", ".join(ast.unparse(a) for a in args)
-        if text_args not in inputs:
-            inputs.append(text_args)
-    if len(inputs) < n_inputs:
-        repeats = f" distinct of {len(raw)}" if len(raw) > len(inputs) else ""
-        return Rejection("wrong_input_count", f"got {len(inputs)}{repeats}, want {n_inputs}")
+    inputs = _parse_inputs(rest, low, high, n_inputs)
+    if isinstance(inputs, Rejection):
+        return inputs
     m = _MESSAGE_LINE.search(rest)
     message = _strip_ticks(m.group(1))[:MAX_MESSAGE_CHARS].strip() if m else ""
     return Proposal(code=code, inputs=inputs, message=message, renamed_from=renamed_from)

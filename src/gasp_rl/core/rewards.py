@@ -29,14 +29,37 @@ def proposal_reward(p: float | None, a: float, b: float, format_penalty: float =
     return format_penalty if p is None else learnability(p, a, b)
 
 
-def azr_proposer_reward(p: float | None, invalid_reward: float = -0.5) -> float:
-    """Absolute Zero's proposer reward: ``1 - p`` for a valid proposal with ``0 < p < 1``, 0 when the
-    task is trivially solved or never solved, ``invalid_reward`` when the proposal is invalid."""
+def azr_proposer_reward(p: float | None, invalid_reward: float = -1.0, extreme_reward: float = -0.5) -> float:
+    """Absolute Zero's proposer reward (the AZR code's ``one_minus`` conversion)::
+
+        r = invalid_reward   (-1)    the proposal failed to parse or a validity check (p is None)
+        r = extreme_reward   (-0.5)  valid, but every or no solver attempt solved it (p in {0, 1})
+        r = 1 - p                    otherwise
+
+    (AZR: ``accuracy = 1 - p if p > 0 else 0``, then a well-formed proposal with accuracy 0 gets
+    -0.5 and a malformed / invalid one -1.)
+    """
     if p is None:
         return invalid_reward
     if p <= 0.0 or p >= 1.0:
-        return 0.0
+        return extreme_reward
     return 1.0 - p
+
+
+#: Outcome of one student answer: solved, well formed but wrong, or not parseable (format error).
+CORRECT, WRONG, FORMAT_ERROR = "correct", "wrong", "format_error"
+
+
+def azr_solver_reward(outcome: str, wrong_reward: float = -0.5, format_reward: float = -1.0) -> float:
+    """Absolute Zero's solver reward: ``1`` if correct, ``wrong_reward`` (-0.5) if well formed but
+    wrong, ``format_reward`` (-1) if the answer could not be parsed (a format error)."""
+    if outcome == CORRECT:
+        return 1.0
+    if outcome == WRONG:
+        return wrong_reward
+    if outcome == FORMAT_ERROR:
+        return format_reward
+    raise ValueError(f"unknown student outcome {outcome!r}")
 
 
 def student_reward(correct: bool) -> float:
