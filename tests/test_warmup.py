@@ -53,8 +53,14 @@ def test_proposals_parse_as_the_run_parses_them(cfg, demos):
     for d in demos:
         if d.kind not in ("lemma", "lift", "one_step", "azr"):
             continue
+        if d.kind == "azr" and not d.prefill:  # AZR induction: inputs + message for the given program
+            given = parsing.extract_code(d.chat[-1]["content"])
+            parsed = parsing.parse_inputs_message(d.answer, given, cfg.azr.induction_inputs)
+            assert isinstance(parsed, parsing.Proposal), (parsed, d.answer)
+            assert len(set(parsed.inputs)) == cfg.azr.induction_inputs and parsed.message
+            continue
         assert d.prefill == cfg.gasp.proposal_prefill  # the run writes it; the answer continues it
-        n = n_io if d.kind != "azr" or "must write f" in d.chat[-1]["content"] else 1
+        n = 1 if d.kind == "azr" else n_io
         parsed = parsing.parse_proposal(d.prefill + d.answer, n_inputs=n)
         assert isinstance(parsed, parsing.Proposal), (d.kind, parsed, d.answer)
         assert len(set(parsed.inputs)) == n and parsed.message

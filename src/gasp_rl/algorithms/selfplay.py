@@ -27,6 +27,7 @@ from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
 from gasp_rl.core.rewards import CORRECT, FORMAT_ERROR, WRONG
 from gasp_rl.core.tasks import TASK_TYPES, IOPair, ProgramTask
+from gasp_rl.eval.grading import program_task_job
 from gasp_rl.seams import (
     Completion,
     Embedder,
@@ -318,41 +319,7 @@ class SelfPlayKit:
     def grade_outcomes(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[str]:
         """Grade student answers to one question in the sandbox, telling a format error (the answer
         does not parse) from a wrong answer: ``correct`` / ``wrong`` / ``format_error`` per text."""
-        jobs: list[Job | None] = []
-        for text in texts:
-            if task_type == "induction":
-                ans = parsing.parse_induction_answer(text)
-                jobs.append(
-                    None
-                    if isinstance(ans, parsing.Rejection)
-                    else Job(
-                        "call",
-                        code=ans,
-                        cases=[p.args for p in view.private],
-                        expected=[p.output for p in view.private],
-                        entry_point=view.entry_point,
-                    )
-                )
-            elif task_type == "deduction":
-                ans = parsing.parse_deduction_answer(text)
-                jobs.append(
-                    None
-                    if isinstance(ans, parsing.Rejection)
-                    else Job("compare", cases=[ans], expected=[view.output])
-                )
-            else:
-                ans = parsing.parse_abduction_answer(text)
-                jobs.append(
-                    None
-                    if isinstance(ans, parsing.Rejection)
-                    else Job(
-                        "call",
-                        code=task.code,
-                        cases=[ans],
-                        expected=[view.output],
-                        entry_point=task.entry_point,
-                    )
-                )
+        jobs = [program_task_job(task, view, text) for text in texts]  # the job gasp eval grades with
         real = [j for j in jobs if j is not None]
         verdicts = iter(self.execute(real) if real else [])
         return [FORMAT_ERROR if j is None else (CORRECT if next(verdicts).passed else WRONG) for j in jobs]

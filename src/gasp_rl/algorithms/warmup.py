@@ -67,6 +67,11 @@ def proposal_answer(task: ProgramTask) -> str:
     return f"```python\n{task.code}\n```\nInputs: [{', '.join(items)}]\nMessage: {task.message}"
 
 
+def inputs_answer(task: ProgramTask) -> str:
+    """An AZR induction proposal for a given program: the ``Inputs: [...]`` and ``Message:`` lines."""
+    return proposal_answer(task).split("```\n", 2)[-1]
+
+
 def student_answer(task: ProgramTask, view: Any) -> str:
     """The right answer to a student view, in the format the student prompts' examples show."""
     if view.type == "induction":
@@ -199,12 +204,19 @@ def build_demonstrations(
         add("one_step", prompts.one_step_prompt(gp.prompt, level, n_io), proposal_answer(task), task)
 
     seeds = list(seed_programs)
+    azr_pool = ProgramPool(executor, rng, cfg.azr.induction_inputs, 2)  # programs with AZR's 10 inputs
     for k in range(w.demos.get("azr", 0) if seeds else 0):
         tt = TASK_TYPES[k % len(TASK_TYPES)]
-        n_inputs = azr_inputs(cfg, tt)
-        refs = rng.sample(seeds, k=min(getattr(cfg.azr, "n_references", 3), len(seeds)))
-        task = pool.with_inputs(pool.draw(), n_inputs)
-        add("azr", prompts.azr_proposer_prompt(tt, refs, n_inputs), proposal_answer(task), task)
+        if tt == "induction":  # AZR gen_code_f: inputs + a message for one given program
+            task = azr_pool.draw()
+            chat = prompts.azr_proposer_prompt(tt, [task], cfg.azr.induction_inputs)
+            out.append(
+                SFTExample(chat=chat, answer=inputs_answer(task), kind="azr", source=task.meta["family"])
+            )
+            continue
+        refs = rng.sample(seeds, k=min(cfg.azr.n_references, len(seeds)))
+        task = pool.with_inputs(pool.draw(), 1)
+        add("azr", prompts.azr_proposer_prompt(tt, refs, 1), proposal_answer(task), task)
 
     for tt in TASK_TYPES:
         for _ in range(w.demos.get(tt, 0)):
@@ -213,11 +225,6 @@ def build_demonstrations(
             add(tt, prompts.student_prompt(view), student_answer(task, view), task)
     rng.shuffle(out)
     return out
-
-
-def azr_inputs(cfg: Config, task_type: str) -> int:
-    """Inputs an AZR proposal of ``task_type`` lists (as the AZR loop asks)."""
-    return cfg.gasp.n_public_io + cfg.gasp.n_private_io if task_type == "induction" else 1
 
 
 # ---------------------------------------------------------------- cache key and the step itself
