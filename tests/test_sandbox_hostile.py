@@ -275,3 +275,16 @@ def test_timeouts_do_not_starve_a_slow_correct_program():
         vs = ex2.run(loops[:10] + [slow] + loops[10:])
     assert all(v.status == S.TIMEOUT for i, v in enumerate(vs) if i != 10)
     assert vs[10].status == S.PASSED and vs[10].outputs == [str(sum(range(10**7)))]
+
+
+def test_huge_returned_string_is_output_limit_every_time():
+    """h10: a 400 MB result is refused while it is encoded, inside the child (one length check), so
+    it comes back ``output_limit`` every time, never ``sandbox_error`` (a 400 MB json.dumps
+    running out of memory) or ``timeout`` (writing it through the pipe)."""
+    big = Job("call", code="def f():\n    return 'x' * (400 * 10**6)", cases=[""], expected=["1"])
+    nested = Job("call", code="def f():\n    return [['y' * (100 * 10**6)] * 4]", cases=[""], expected=["1"])
+    with LocalExecutor(SandboxConfig(workers=2)) as ex2:  # the defaults: 1 GB, 1 MB output
+        vs = ex2.run([big, nested] * 3)
+        [small] = ex2.run([Job("call", code="def f():\n    return 'x' * 900_000", cases=[""])])
+    assert [v.status for v in vs] == [S.OUTPUT_LIMIT] * 6, [(v.status, v.reason) for v in vs]
+    assert small.status == S.PASSED and len(small.outputs[0]) == 900_002  # under the limit: unchanged
