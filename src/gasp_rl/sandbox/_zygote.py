@@ -409,7 +409,7 @@ def _inside(path, root):
 
 
 def install_audit_hook(workdir, attempts):
-    read_roots = tuple(os.path.realpath(p) for p in CONF["read_roots"])
+    read_roots = CONF["_read_roots_real"]  # resolved once in the zygote
 
     def readable(path):
         p = os.path.realpath(os.fsdecode(path))
@@ -483,15 +483,19 @@ def apply_limits(limits):
     signal.setitimer(signal.ITIMER_PROF, cpu)
 
 
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+
 def install_seccomp():
+    """Load the filter in this (child) process: one prctl through a function pointer the zygote
+    resolved already.  The filter itself cannot be loaded once in the zygote: it forbids fork, and
+    the zygote forks.  ``no_new_privs``, which seccomp requires, is set once in the zygote
+    (:func:`main`); it is inherited by every child and can never be unset."""
     prog = CONF.get("_seccomp_prog")
     if prog is None:
         return
-    libc, fprog = prog
-    PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError("prctl(NO_NEW_PRIVS) failed")
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
+    prctl, fprog = prog
+    if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
         raise OSError("prctl(SECCOMP) failed")
 
 
@@ -972,7 +976,10 @@ def setup_seccomp(bpf_hex):
     prog = SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     CONF["_seccomp_buf"] = buf  # keep alive
-    return libc, ctypes.byref(prog), prog
+    prctl = libc.prctl  # resolved here, not in each child
+    if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # inherited by every child, irreversible
+        raise OSError("prctl(NO_NEW_PRIVS) failed")
+    return prctl, ctypes.byref(prog), prog
 
 
 def main():
@@ -984,10 +991,11 @@ def main():
     os.makedirs(CONF["tmp_root"], exist_ok=True)
     CONF["workdir"] = os.path.realpath(os.path.join(CONF["tmp_root"], f"w{os.getpid()}"))
     os.makedirs(CONF["workdir"], mode=0o700, exist_ok=True)
+    CONF["_read_roots_real"] = tuple(os.path.realpath(p) for p in CONF["read_roots"])
     seccomp = setup_seccomp(CONF.get("seccomp_bpf"))
     if seccomp is not None:
-        libc, ref, prog = seccomp
-        CONF["_seccomp_prog"] = (libc, ref)
+        prctl, ref, prog = seccomp
+        CONF["_seccomp_prog"] = (prctl, ref)
         CONF["_seccomp_keep"] = prog
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare_child_state(CONF["workdir"])

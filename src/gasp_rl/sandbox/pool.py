@@ -2,8 +2,11 @@
 
 The caller's process never runs model code and never unpickles anything: jobs go out and
 verdicts come back as JSON lines over pipes.  One thread per worker feeds it jobs from a shared
-queue; a worker that dies or stops answering is killed and restarted and its job gets a
-``sandbox_error`` verdict, so one bad job never stalls the pool or loses other results.
+queue, several at a time when the queue is long (one write, then one result line per job as the
+zygote finishes it: the zygote goes straight from one job to the next without waiting for a round
+trip through this process).  A worker that dies or stops answering is killed and restarted and its
+job gets a ``sandbox_error`` verdict (the jobs behind it in its batch go back to the queue), so one
+bad job never stalls the pool or loses other results.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from gasp_rl.sandbox.isolation import ZYGOTE, Isolation, bwrap_argv, detect, pyt
 log = logging.getLogger("gasp_rl.sandbox")
 
 _GRACE = 5.0  # seconds beyond a job's wall limit before the worker itself is presumed stuck
+_MAX_BATCH = 8  # jobs sent to one worker in one write
+# A batch's bytes stay well under a pipe's 64 KiB buffer, so its write never blocks while the zygote
+# is busy writing a result this thread has not read yet (the first job of a batch may be larger:
+# alone, it is read whole before it runs, as before).
+_MAX_BATCH_BYTES = 48 * 1024
 
 
 def limits_from_config(cfg: SandboxConfig) -> Limits:
@@ -71,8 +79,11 @@ class _Worker:
             raise RuntimeError("sandbox worker failed to start")
 
     def _send(self, obj: dict[str, Any]) -> None:
+        self._send_lines([json.dumps(obj).encode() + b"\n"])
+
+    def _send_lines(self, lines: list[bytes]) -> None:
         assert self.proc and self.proc.stdin
-        self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
+        self.proc.stdin.write(b"".join(lines))
         self.proc.stdin.flush()
 
     def _recv(self, timeout: float) -> dict[str, Any] | None:
@@ -99,18 +110,30 @@ class _Worker:
 
     def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """The raw result, or None if the worker died or hung (it is then restarted)."""
+        return self.run_batch([json.dumps(job).encode() + b"\n"], [timeout])[0]
+
+    def run_batch(self, lines: list[bytes], timeouts: list[float]) -> list[dict[str, Any] | None]:
+        """Send several encoded jobs at once; their raw results in order, each waited for at most
+        its own timeout after the previous one arrived.  Stops at the first job whose result did
+        not come (it is then ``None``, the worker is restarted, and the list is shorter than
+        ``lines``: those jobs never ran)."""
+        out: list[dict[str, Any] | None] = []
         try:
-            self._send(job)
-            res = self._recv(timeout)
-        except (BrokenPipeError, OSError, ValueError):
-            res = None
-        if res is None:
+            self._send_lines(lines)
+            for timeout in timeouts:
+                res = self._recv(timeout)
+                out.append(res)
+                if res is None:
+                    break
+        except (OSError, ValueError, AssertionError):  # AssertionError: no process (restart failed)
+            out.append(None)
+        if out[-1] is None:
             self.kill()
             try:
                 self.start()
             except Exception as e:  # noqa: BLE001
                 log.error("could not restart sandbox worker: %s", e)
-        return res
+        return out
 
     def kill(self) -> None:
         if self.proc is None:
@@ -131,6 +154,11 @@ class _Worker:
             except Exception:  # noqa: BLE001
                 pass
         self.proc = None
+
+
+# A queued job: (index in its run() call, its JSON line, its timeout, its id, that call's results,
+# (the call's done event, its count of results still missing)).
+_Item = tuple[int, bytes, float, str, list[Verdict | None], tuple[threading.Event, list[int]]]
 
 
 class LocalExecutor:
@@ -156,9 +184,7 @@ class LocalExecutor:
         if not quiet:
             log.info("%s; %d workers", self.isolation.describe(), n)
         self._workers = [_Worker(conf, self.isolation) for _ in range(n)]
-        self._queue: queue.Queue[
-            tuple[int, dict[str, Any], list[Verdict | None], threading.Event, list[int]] | None
-        ] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
         for t in self._threads:
             t.start()
@@ -183,7 +209,13 @@ class LocalExecutor:
         done = threading.Event()
         for i, job in enumerate(jobs):
             if results[i] is None:
-                self._queue.put((i, self._wire(job), results, done, counter))
+                wire = self._wire(job)
+                line = json.dumps(wire).encode() + b"\n"  # encoded here, in the caller's thread
+                timeout = (
+                    wire["limits"]["wall_time"] * max(1, len(wire["cases"]) if wire["kind"] == "stdin" else 1)
+                    + _GRACE
+                )
+                self._queue.put((i, line, timeout, job.id, results, (done, counter)))
         done.wait()
         return [r if r is not None else Verdict(Status.SANDBOX_ERROR, "lost") for r in results]
 
@@ -276,17 +308,39 @@ class LocalExecutor:
         return d
 
     def _serve(self, worker: _Worker) -> None:
+        n_workers = len(self._workers)
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            i, wire, results, done, counter = item
-            timeout = (
-                wire["limits"]["wall_time"] * max(1, len(wire["cases"]) if wire["kind"] == "stdin" else 1)
-                + _GRACE
-            )
-            t0 = time.monotonic()
-            raw = worker.run(wire, timeout)
+            batch, stop = [item], False
+            size = len(item[1])
+            # more than one job only when the queue holds enough for every worker
+            for _ in range(min(_MAX_BATCH - 1, self._queue.qsize() // n_workers)):
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:  # close(): finish this batch, then stop
+                    stop = True
+                    break
+                if size + len(nxt[1]) > _MAX_BATCH_BYTES:
+                    self._queue.put(nxt)
+                    break
+                batch.append(nxt)
+                size += len(nxt[1])
+            self._run_batch(worker, batch)
+            if stop:
+                return
+
+    def _run_batch(self, worker: _Worker, batch: list[_Item]) -> None:
+        t0 = time.monotonic()
+        raws = worker.run_batch([line for _, line, _, _, _, _ in batch], [b[2] for b in batch])
+        for k, (i, _line, _timeout, job_id, results, (done, counter)) in enumerate(batch):
+            if k >= len(raws):  # never ran: the worker was restarted under an earlier job
+                self._queue.put(batch[k])
+                continue
+            raw = raws[k]
             if raw is None:
                 v = Verdict(
                     Status.SANDBOX_ERROR,
@@ -295,7 +349,7 @@ class LocalExecutor:
                 )
             else:
                 v = _to_verdict(raw)
-            v.job_id = wire.get("id", "")
+            v.job_id = job_id
             results[i] = v
             with _counter_lock:
                 counter[0] -= 1
