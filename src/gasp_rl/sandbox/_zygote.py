@@ -983,6 +983,9 @@ def setup_seccomp(bpf_hex):
 
 
 def main():
+    # Python 3.10 has no -P: drop the script's own directory from the import path here
+    here = os.path.dirname(os.path.realpath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     conf = json.loads(stdin.readline())

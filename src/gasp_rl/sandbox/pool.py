@@ -29,6 +29,13 @@ from gasp_rl.sandbox.isolation import ZYGOTE, Isolation, bwrap_argv, detect, pyt
 
 log = logging.getLogger("gasp_rl.sandbox")
 
+# Interpreter flags of a zygote.  Not -I: it implies -E, which ignores PYTHONHASHSEED, and every
+# worker would get its own random hash seed (a set of strings would iterate in a different order on
+# each worker, so reference outputs could not be reproduced when students are graded).  What -I
+# gives otherwise is kept: -s (no user site), -S (no site), -P (3.11+: no script directory on
+# sys.path; on 3.10 the zygote removes it itself), and the environment is built from scratch.
+ZYGOTE_FLAGS = ("-s", "-S", "-P") if sys.version_info >= (3, 11) else ("-s", "-S")
+
 _GRACE = 5.0  # seconds beyond a job's wall limit before the worker itself is presumed stuck
 _MAX_BATCH = 8  # jobs sent to one worker in one write
 # A batch's bytes stay well under a pipe's 64 KiB buffer, so its write never blocks while the zygote
@@ -50,18 +57,27 @@ def limits_from_config(cfg: SandboxConfig) -> Limits:
 class _Worker:
     """One zygote process and the pipe protocol to it."""
 
-    def __init__(self, conf: dict[str, Any], iso: Isolation) -> None:
+    def __init__(self, conf: dict[str, Any], iso: Isolation, hash_seed: int = 0) -> None:
         self.conf = conf
         self.iso = iso
+        self.hash_seed = hash_seed
         self.proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
         self.start()
 
     def start(self) -> None:
-        argv = [sys.executable, "-I", "-S", str(ZYGOTE)]
+        argv = [sys.executable, *ZYGOTE_FLAGS, str(ZYGOTE)]
         if self.iso.bwrap:
             argv = bwrap_argv(self.iso.bwrap) + argv
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": "/tmp"}
+        # The environment is exactly this (nothing of ours leaks in), so PYTHONHASHSEED is the only
+        # PYTHON* variable the interpreter sees: it fixes the hash seed of the zygote and of every
+        # child it forks (a fork cannot change the seed of a running interpreter).
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": str(self.hash_seed),
+            "HOME": "/tmp",
+        }
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -183,12 +199,28 @@ class LocalExecutor:
         self._tmp_root = None if self.isolation.bwrap else conf["tmp_root"]
         if not quiet:
             log.info("%s; %d workers", self.isolation.describe(), n)
-        self._workers = [_Worker(conf, self.isolation) for _ in range(n)]
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self._workers]
-        for t in self._threads:
-            t.start()
+        self._conf = conf
+        self._workers, self._queue, self._threads = self._start_pool(n, self.cfg.hash_seed)
+        # workers with the second hash seed, for the determinism check (started when first needed)
+        self._alt: tuple[list[_Worker], queue.Queue[_Item | None], list[threading.Thread]] | None = None
+        self._alt_lock = threading.Lock()
         self._closed = False
+
+    def _start_pool(
+        self, n: int, hash_seed: int
+    ) -> tuple[list[_Worker], queue.Queue[_Item | None], list[threading.Thread]]:
+        workers = [_Worker(self._conf, self.isolation, hash_seed) for _ in range(n)]
+        q: queue.Queue[_Item | None] = queue.Queue()
+        threads = [threading.Thread(target=self._serve, args=(w, q, n), daemon=True) for w in workers]
+        for t in threads:
+            t.start()
+        return workers, q, threads
+
+    def _alt_queue(self) -> queue.Queue[_Item | None]:
+        with self._alt_lock:
+            if self._alt is None:
+                self._alt = self._start_pool(len(self._workers), self.cfg.determinism_hash_seed)
+            return self._alt[1]
 
     # ------------------------------------------------------------------ public API
 
@@ -197,7 +229,11 @@ class LocalExecutor:
         return len(self._workers)
 
     def run(self, jobs: list[Job]) -> list[Verdict]:
-        """Verdicts in the order of ``jobs``; never raises for a bad job."""
+        """Verdicts in the order of ``jobs``; never raises for a bad job.  Every job runs with the
+        hash seed ``sandbox.hash_seed``."""
+        return self._dispatch(jobs, [self._queue] * len(jobs))
+
+    def _dispatch(self, jobs: list[Job], queues: list[queue.Queue[_Item | None]]) -> list[Verdict]:
         if self._closed:
             raise RuntimeError("executor is closed")
         results: list[Verdict | None] = [None] * len(jobs)
@@ -215,14 +251,20 @@ class LocalExecutor:
                     wire["limits"]["wall_time"] * max(1, len(wire["cases"]) if wire["kind"] == "stdin" else 1)
                     + _GRACE
                 )
-                self._queue.put((i, line, timeout, job.id, results, (done, counter)))
+                queues[i].put((i, line, timeout, job.id, results, (done, counter)))
         done.wait()
         return [r if r is not None else Verdict(Status.SANDBOX_ERROR, "lost") for r in results]
 
     def check_determinism(self, jobs: list[Job]) -> list[tuple[bool, Verdict]]:
-        """Run each job twice, in separate fresh processes; deterministic when both verdicts agree
-        on status and outputs."""
-        verdicts = self.run([j for job in jobs for j in (job, job)])
+        """Run each job twice, in separate fresh processes with different, fixed hash seeds
+        (``sandbox.hash_seed``, then ``sandbox.determinism_hash_seed``); deterministic when both
+        verdicts agree on status and outputs.  The verdict returned is the first run's, made with
+        the seed :meth:`run` uses, so reference outputs taken from it are what grading reproduces.
+        A program whose output depends on the iteration order of a set or dict of strings is
+        therefore rejected (or, if the two orders happen to agree, accepted) the same way every
+        time, whichever workers the runs land on."""
+        alt = self._alt_queue() if jobs else self._queue
+        verdicts = self._dispatch([j for job in jobs for j in (job, job)], [self._queue, alt] * len(jobs))
         out = []
         for k in range(len(jobs)):
             a, b = verdicts[2 * k], verdicts[2 * k + 1]
@@ -234,12 +276,15 @@ class LocalExecutor:
         if self._closed:
             return
         self._closed = True
-        for _ in self._threads:
-            self._queue.put(None)
-        for t in self._threads:
-            t.join(timeout=5)
-        for w in self._workers:
-            w.kill()
+        pools = [(self._workers, self._queue, self._threads)] + ([self._alt] if self._alt else [])
+        for _workers, q, threads in pools:
+            for _ in threads:
+                q.put(None)
+        for workers, _q, threads in pools:
+            for t in threads:
+                t.join(timeout=5)
+            for w in workers:
+                w.kill()
         if self._tmp_root:
             import shutil
 
@@ -307,38 +352,37 @@ class LocalExecutor:
         d["limits"] = lim
         return d
 
-    def _serve(self, worker: _Worker) -> None:
-        n_workers = len(self._workers)
+    def _serve(self, worker: _Worker, q: queue.Queue[_Item | None], n_workers: int) -> None:
         while True:
-            item = self._queue.get()
+            item = q.get()
             if item is None:
                 return
             batch, stop = [item], False
             size = len(item[1])
             # more than one job only when the queue holds enough for every worker
-            for _ in range(min(_MAX_BATCH - 1, self._queue.qsize() // n_workers)):
+            for _ in range(min(_MAX_BATCH - 1, q.qsize() // n_workers)):
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = q.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:  # close(): finish this batch, then stop
                     stop = True
                     break
                 if size + len(nxt[1]) > _MAX_BATCH_BYTES:
-                    self._queue.put(nxt)
+                    q.put(nxt)
                     break
                 batch.append(nxt)
                 size += len(nxt[1])
-            self._run_batch(worker, batch)
+            self._run_batch(worker, batch, q)
             if stop:
                 return
 
-    def _run_batch(self, worker: _Worker, batch: list[_Item]) -> None:
+    def _run_batch(self, worker: _Worker, batch: list[_Item], q: queue.Queue[_Item | None]) -> None:
         t0 = time.monotonic()
         raws = worker.run_batch([line for _, line, _, _, _, _ in batch], [b[2] for b in batch])
         for k, (i, _line, _timeout, job_id, results, (done, counter)) in enumerate(batch):
             if k >= len(raws):  # never ran: the worker was restarted under an earlier job
-                self._queue.put(batch[k])
+                q.put(batch[k])
                 continue
             raw = raws[k]
             if raw is None:
