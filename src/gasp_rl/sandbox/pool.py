@@ -332,8 +332,9 @@ class LocalExecutor:
             except UnicodeEncodeError:
                 return invalid(f"{name} is not valid UTF-8 (lone surrogates)")
             total += len(text)
-        if total > self.cfg.max_input_bytes:
-            return invalid(f"job is {total} characters, over the {self.cfg.max_input_bytes} input limit")
+        limit = (job.limits.max_input_bytes if job.limits else 0) or self.cfg.max_input_bytes
+        if total > limit:
+            return invalid(f"job is {total} characters, over the {limit} input limit")
         if job.kind != "compare" and not job.code.strip():
             return invalid("empty code")
         if job.kind == "compare" and (len(job.cases) != 1 or not job.expected or len(job.expected) != 1):
