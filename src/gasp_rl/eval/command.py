@@ -327,7 +327,15 @@ def run_eval(
         from gasp_rl.eval.progress import write_goalpost_progress
 
         runs = [(Path(rd), run_eval_dir(Path(rd), out, len(run_dirs))) for rd in run_dirs]
-        dest = write_goalpost_progress(runs, None if len(runs) == 1 else (out or Path("goalpost-progress")))
+        dest = write_goalpost_progress(
+            runs, None if len(runs) == 1 else (out or Path("goalpost-progress")), k=cfg.goalposts.k
+        )
+        if cfg.eval.n < cfg.goalposts.k:
+            console.print(
+                f"[yellow]eval.n={cfg.eval.n} < goalposts.k={cfg.goalposts.k}: no checkpoint can show "
+                f"pass@{cfg.goalposts.k}, so none counts as goalpost progress[/]",
+                highlight=False,
+            )
         console.print(f"goalpost progress: {dest}", highlight=False)
     Console().print(summary_table(summaries, f"gasp eval: {cfg.eval.benchmark}"))
     return summaries
