@@ -37,7 +37,7 @@ log = logging.getLogger("gasp_rl.sandbox")
 ZYGOTE_FLAGS = ("-s", "-S", "-P") if sys.version_info >= (3, 11) else ("-s", "-S")
 
 _GRACE = 5.0  # seconds beyond a job's wall limit before the worker itself is presumed stuck
-_MAX_BATCH = 8  # jobs sent to one worker in one write
+_MAX_BATCH = 4  # jobs sent to one worker in one write (more only unbalances the tail)
 # A batch's bytes stay well under a pipe's 64 KiB buffer, so its write never blocks while the zygote
 # is busy writing a result this thread has not read yet (the first job of a batch may be larger:
 # alone, it is read whole before it runs, as before).
