@@ -409,6 +409,10 @@ def _inside(path, root):
 
 
 def install_audit_hook(workdir, attempts):
+    """Installed in each child, not once in the zygote: an audit hook can never be removed, so one
+    in the zygote would have to let the zygote's own fork/open/import through and be switched on
+    in the child by a flag that job code could then reach and switch off again; per child it costs
+    one ``sys.addaudithook`` call."""
     read_roots = CONF["_read_roots_real"]  # resolved once in the zygote
 
     def readable(path):
