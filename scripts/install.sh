@@ -16,7 +16,11 @@ fi
 if [ "${1:-}" = "--dev" ]; then
   "$PY" -m pip install -e ".[dev]"
   if [ -f scripts/install_verl_cpu.sh ]; then
-    bash scripts/install_verl_cpu.sh || echo "warning: verl/ray CPU parts not installed; their tests will be skipped"
+    # The dev install is what CI runs: a failed verl/Ray install is an error, not a warning.
+    if ! PYTHON="$PY" bash scripts/install_verl_cpu.sh; then
+      echo "install.sh --dev: scripts/install_verl_cpu.sh failed (verl/Ray CPU parts); see above" >&2
+      exit 1
+    fi
   fi
 else
   "$PY" -m pip install -e .

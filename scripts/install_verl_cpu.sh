@@ -8,7 +8,7 @@
 # Usage: bash scripts/install_verl_cpu.sh            (idempotent; ~1 min with a warm pip cache)
 #        GASP_SKIP_RAY=1 bash scripts/install_verl_cpu.sh   (verl parts only)
 # Used by .ci/run so the tests/test_scale_*.py checks against verl's own code run in CI; without
-# it those tests skip with a printed reason.
+# it those tests skip with a printed reason (and fail under GASP_REQUIRE_ALL=1, which .ci/run sets).
 set -euo pipefail
 
 PY=${PYTHON:-python}
@@ -39,7 +39,9 @@ fi
   "cachetools>=5" \
   "fastapi>=0.110" \
   "starlette>=0.37" \
-  "uvicorn>=0.29"
+  "uvicorn>=0.29" \
+  "cloudpickle>=3,<4" \
+  "orjson>=3.9,<4"
 
 torch_after=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
 if [[ "$torch_before" != "$torch_after" ]]; then
@@ -50,7 +52,13 @@ fi
 "$PY" - <<'PY'
 import importlib
 
-for mod in ("verl.trainer.ppo.core_algos", "verl.trainer.ppo.ray_trainer", "verl.utils.config"):
+for mod in (
+    "tensordict",
+    "verl.trainer.ppo.core_algos",
+    "verl.trainer.ppo.ray_trainer",
+    "verl.utils.config",
+    "verl.workers.utils.padding",
+):
     importlib.import_module(mod)
 print("install_verl_cpu.sh: verl", importlib.import_module("verl").__version__, "CPU parts import")
 PY

@@ -6,13 +6,13 @@ import importlib.util
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
+from gasp_rl.backends import openai_compat as openai_mod
 from gasp_rl.backends.openai_compat import OpenAICompatGenerator
 from gasp_rl.backends.serve import serve_in_thread
 from gasp_rl.errors import ContextLengthError, ModelLoadError
@@ -147,14 +147,15 @@ def test_client_errors_are_not_retried(http_server) -> None:  # type: ignore[no-
         _gen(url).generate([CHAT], SamplingParams())
 
 
-def test_server_down_is_a_clear_error() -> None:
+def test_server_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t0 = time.perf_counter()
+    waits: list[float] = []
+    monkeypatch.setattr(openai_mod.time, "sleep", waits.append)  # the backoff, not wall time
     with pytest.raises(ModelLoadError, match=r"unreachable .*is it running\? \(gave up after 2 attempts\)"):
         _gen(f"http://127.0.0.1:{port}/v1", max_retries=1).generate([CHAT], SamplingParams())
-    assert time.perf_counter() - t0 < 5
+    assert waits == [0.01]  # one retry after retry_backoff * 2**0 (0.01 in _gen), then the error
 
 
 def test_completions_api_needs_a_chat_template() -> None:

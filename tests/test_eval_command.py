@@ -91,7 +91,9 @@ def test_eval_runs_selection_and_goalpost_progress(tmp_path: Path, monkeypatch, 
     write_jsonl(gp, _problems())
     r1 = _make_run(tmp_path, "seed0", 0, [1, 2])
     r2 = _make_run(tmp_path, "seed1", 1, [3])
-    cfg = load_config(None, ["eval.benchmark=goalposts", f"eval.path={gp}", "eval.n=2", "eval.ks=[1,2]"])
+    cfg = load_config(
+        None, ["eval.benchmark=goalposts", f"eval.path={gp}", "eval.n=2", "eval.ks=[1,2]", "goalposts.k=2"]
+    )
     summaries = command.run_eval(cfg, run_dirs=[r1, r2], checkpoints=[], out=None)
     assert [s["checkpoint"] for s in summaries] == [
         "base",
@@ -117,9 +119,11 @@ def test_eval_runs_selection_and_goalpost_progress(tmp_path: Path, monkeypatch, 
     assert p1 is None  # several runs: one combined progress in ./goalpost-progress
     prog = json.loads((tmp_path / "goalpost-progress" / "progress.json").read_text())
     run0, run1 = prog["runs"]
-    assert run0["seed"] == 0 and run0["first_solve"] == {"toy/0": 0, "toy/1": 1, "toy/2": 2}
-    assert run1["seed"] == 1 and run1["first_solve"] == {"toy/0": 0}
-    assert prog["union"]["n_solved"] == 3 and prog["n_goalposts"] == 5
+    # the base model is not iteration 0 of every run: what it solves (toy/0) is reported apart
+    assert run0["seed"] == 0 and run0["first_solve"] == {"toy/0": 1, "toy/1": 1, "toy/2": 2}
+    assert run1["seed"] == 1 and run1["first_solve"] == {} and run1["base_solved"] == ["toy/0"]
+    assert [c["checkpoint"] for c in run0["checkpoints"]] == ["iter_000001", "iter_000002"]
+    assert prog["union"]["n_solved"] == 3 and prog["n_goalposts"] == 5 and prog["k"] == 2
     assert (tmp_path / "goalpost-progress" / "progress.png").stat().st_size > 1000
     assert (tmp_path / "goalpost-progress" / "progress.svg").is_file()
 

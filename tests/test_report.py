@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from _require import importorskip, missing
 from gasp_rl.errors import GaspError
 from gasp_rl.report.data import load_run, load_runs, parse_progress, read_jsonl
 from gasp_rl.report.html import json_for_script, render_report, write_report
@@ -338,9 +339,9 @@ def fake_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = importorskip("selenium.webdriver", "needs selenium (pip install -e '.[dev]')")
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs Debian packages chromium and chromium-driver")
+        missing("needs Debian packages chromium and chromium-driver")
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()

@@ -507,7 +507,7 @@ def test_one_update_on_the_embedded_model(tmp_path, monkeypatch):
 
     cfg = make_cfg(tmp_path, "rlvr.batch_problems=1", "rlvr.n=2", "rlvr.max_new_tokens=16", "trainer.lr=1e-4")
 
-    def scripted_grade(executor, problems, completions):
+    def scripted_grade(executor, problems, completions, cfg=None):
         return [
             [rlvr.Graded(c, 1.0 if i == 0 else 0.0, "scripted") for i, c in enumerate(g)] for g in completions
         ]

@@ -216,3 +216,45 @@ def test_dead_worker_is_restarted():
         vs = ex2.run([Job("call", code=ADD, cases=["1, 2"], expected=["3"])] * 3)
     assert vs[0].status in (S.SANDBOX_ERROR, S.PASSED)
     assert vs[-1].status == S.PASSED
+
+
+# ---------------------------------------------------------------- hash seeds (issue 15 item 10)
+
+HASH_ORDER = (
+    "def f(n):\n    return list({'apple', 'banana', 'cherry', 'date', 'elderberry', 'fig', 'grape'})[:n]"
+)
+
+
+def test_hash_order_program_is_rejected_by_every_determinism_check():
+    """The two determinism runs use two different fixed hash seeds, whatever worker they land on:
+    a program whose output is the iteration order of a set of strings is rejected every time
+    (before: each worker had its own random seed and two runs on one worker agreed)."""
+    stable = "def f(n):\n    return sorted({'apple', 'banana', 'cherry', 'date', 'elderberry', 'fig', 'grape'})[:n]"
+    with LocalExecutor(SandboxConfig(workers=4)) as ex:
+        for _ in range(3):
+            jobs = [Job("call", code=HASH_ORDER, cases=["7"], id=f"h{i}") for i in range(12)]
+            jobs += [Job("call", code=stable, cases=["7"], id=f"s{i}") for i in range(4)]
+            res = ex.check_determinism(jobs)
+            assert [same for same, _ in res[:12]] == [False] * 12
+            assert [same for same, _ in res[12:]] == [True] * 4
+            assert all(v.status == Status.PASSED for _, v in res)
+
+
+def test_grading_reproduces_the_reference_outputs_of_a_hash_order_program():
+    """Reference outputs (the first determinism run) and every later run() share sandbox.hash_seed,
+    so even a hash-order-dependent value is reproduced exactly when it is graded, on any worker."""
+    job = Job("call", code=HASH_ORDER, cases=["7"])
+    with LocalExecutor(SandboxConfig(workers=4)) as ex:
+        [(_, ref)] = ex.check_determinism([job])
+        vs = ex.run(
+            [Job("call", code=HASH_ORDER, cases=["7"], expected=ref.outputs, id=str(i)) for i in range(16)]
+        )
+    assert [v.status for v in vs] == [Status.PASSED] * 16, [v.reason for v in vs]
+    with LocalExecutor(SandboxConfig(workers=2)) as ex2:  # a new executor: the same seed, the same order
+        [again] = ex2.run([Job("call", code=HASH_ORDER, cases=["7"], expected=ref.outputs)])
+    assert again.status == Status.PASSED
+
+
+def test_hash_seeds_must_differ():
+    with pytest.raises(ValueError, match="determinism_hash_seed"):
+        SandboxConfig(hash_seed=3, determinism_hash_seed=3)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip(
+from _require import importorskip
+
+importorskip(
     "verl.trainer.ppo.core_algos",
     reason="verl's CPU-importable parts are not installed (run scripts/install_verl_cpu.sh)",
 )

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from _require import importorskip
 from gasp_rl.config import SandboxConfig
 from gasp_rl.core.jobs import Job, Status
 from gasp_rl.scale.ray_executor import split_by_capacity
@@ -66,7 +67,7 @@ def test_local_mode_never_imports_ray():
 
 @pytest.fixture(scope="module")
 def rex():
-    pytest.importorskip("ray", reason="Ray is not installed (pip install 'gasp-rl[ray]')")
+    importorskip("ray", reason="Ray is not installed (pip install 'gasp-rl[ray]')")
     from gasp_rl.scale.ray_executor import RayExecutor
 
     cfg = SandboxConfig(backend="ray", workers=2, cpu_time=2.0)
@@ -123,7 +124,7 @@ def test_lost_actor_is_recreated_and_its_slice_retried(rex):
 
 
 def test_splitting_a_node_needs_an_explicit_pool_size():
-    pytest.importorskip("ray", reason="Ray is not installed (pip install 'gasp-rl[ray]')")
+    importorskip("ray", reason="Ray is not installed (pip install 'gasp-rl[ray]')")
     from gasp_rl.scale.ray_executor import RayExecutor
 
     with pytest.raises(ValueError, match="sandbox.workers"):

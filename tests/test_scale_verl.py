@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip(
+from _require import importorskip
+
+importorskip(
     "verl.trainer.ppo.core_algos",
     reason="verl's CPU-importable parts are not installed (run scripts/install_verl_cpu.sh)",
 )

@@ -134,6 +134,27 @@ class SandboxConfig(_Section):
     float_rel_tol: float = Field(1e-6, ge=0)
     float_abs_tol: float = Field(1e-9, ge=0)
     tuple_equals_list: bool = True
+    hash_seed: int = Field(
+        0,
+        ge=0,
+        le=4_294_967_295,
+        description="PYTHONHASHSEED of every sandbox worker: a task's reference outputs and every "
+        "later grading of it see the same str/bytes hash (set and dict iteration) order.",
+    )
+    determinism_hash_seed: int = Field(
+        1,
+        ge=0,
+        le=4_294_967_295,
+        description="PYTHONHASHSEED of the second run of the determinism check (must differ from "
+        "hash_seed): a program whose output depends on the iteration order of a set or dict of "
+        "strings gives different outputs and is rejected, every time.",
+    )
+
+    @model_validator(mode="after")
+    def _seeds_differ(self) -> SandboxConfig:
+        if self.hash_seed == self.determinism_hash_seed:
+            raise ValueError("sandbox.determinism_hash_seed must differ from sandbox.hash_seed")
+        return self
 
 
 class RewardShape(_Section):

@@ -122,7 +122,9 @@ class Executor(Protocol):
         ...
 
     def check_determinism(self, jobs: list[Job]) -> list[tuple[bool, Verdict]]:
-        """Run every job twice in fresh interpreter states; (same outputs?, first verdict)."""
+        """Run every job twice in fresh interpreter states with two different, fixed hash seeds
+        (so hash-order-dependent output is caught); (same outputs?, first verdict), the first
+        verdict made with the hash seed that :meth:`run` (grading) uses."""
         ...
 
     def close(self) -> None: ...

@@ -160,18 +160,22 @@ class Graded:
 
 
 def grade_completions(
-    executor: Executor, problems: Sequence[Problem], completions: Sequence[Sequence[Completion]]
+    executor: Executor,
+    problems: Sequence[Problem],
+    completions: Sequence[Sequence[Completion]],
+    cfg: Config | None = None,
 ) -> list[list[Graded]]:
     """Reward 1 iff a completion passes all (public and private) tests of its problem.
 
-    Grading is the evaluation runner's (:func:`gasp_rl.eval.runner.grade_answers`: same program
-    assembly, same sandbox job), so a training reward and an evaluation verdict never disagree.
-    All answers go to the executor in one batch so its pool stays busy.
+    Grading is ``gasp eval``'s (:func:`gasp_rl.eval.grading.grade_answers`: same program assembly,
+    same sandbox job, same per-benchmark CPU budgets and input-size limit from ``cfg``), so a
+    training reward and an evaluation verdict never disagree.  All answers go to the executor in
+    one batch so its pool stays busy.
     """
-    from gasp_rl.eval.runner import grade_answers
+    from gasp_rl.eval.grading import grade_answers
 
     items = [(problem, c.text) for problem, group in zip(problems, completions) for c in group]
-    grades = iter(grade_answers(executor, items))
+    grades = iter(grade_answers(executor, items, cfg))
     return [
         [Graded(c, 1.0 if (g := next(grades)).passed else 0.0, g.status, g.reason) for c in group]
         for group in completions
@@ -246,7 +250,7 @@ class RLVRStepper:
         completions = self.generator.generate([self._prompt(i) for i in picked], params)
         t_gen = time.perf_counter()
 
-        graded = grade_completions(self.executor, problems, completions)
+        graded = grade_completions(self.executor, problems, completions, self.cfg)
         t_exec = time.perf_counter()
 
         rewards = [[x.reward for x in group] for group in graded]

@@ -899,6 +899,7 @@ class SolVer:
         held-out problems."""
         if not self.heldout:
             return {}
+        from gasp_rl.eval.grading import grading_limits
         from gasp_rl.eval.runner import EvalRunner, EvalSettings
 
         sv, ev = self.sv, self.cfg.eval
@@ -912,7 +913,11 @@ class SolVer:
             seed=self.cfg.run.seed,
         )
         runner = EvalRunner(
-            self.seams.generator, self.seams.executor, settings, chunk_problems=ev.chunk_problems
+            self.seams.generator,
+            self.seams.executor,
+            settings,
+            limits_for=grading_limits(self.cfg),  # gasp eval's grading, budgets included
+            chunk_problems=ev.chunk_problems,
         )
         outcome = runner.run(self.heldout)
         params = SamplingParams(

@@ -51,6 +51,10 @@ class Limits:
     memory_mb: int = 1024
     output_bytes: int = 1_000_000
     open_files: int = 64
+    # Largest job (characters of code, tests, inputs and expected values) the executor accepts;
+    # 0 = its sandbox.max_input_bytes.  Grading jobs set it to their benchmark's own (trusted) test
+    # data plus sandbox.max_input_bytes for the candidate (gasp_rl.eval.grading.grading_limits).
+    max_input_bytes: int = 0
 
     @property
     def effective_wall(self) -> float:

@@ -23,7 +23,6 @@ first solve) is written too, see :mod:`gasp_rl.eval.progress`.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import re
@@ -37,11 +36,10 @@ from rich.console import Console
 from rich.table import Table
 
 from gasp_rl.config import Config
-from gasp_rl.core.jobs import Limits
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import GaspError
 from gasp_rl.eval.datasets import load_benchmark
-from gasp_rl.eval.grading import job_size
+from gasp_rl.eval.grading import grading_limits
 from gasp_rl.eval.runner import EvalOutcome, EvalRunner, EvalSettings, read_records
 from gasp_rl.seams import Chat, Completion, Executor, Generator, SamplingParams
 
@@ -139,37 +137,12 @@ class LazyGenerator:
         gc.collect()
 
 
-def grading_limits(cfg: Config) -> Callable[[Problem], Limits | None]:
-    """Per-problem sandbox limits: EvalPlus differential tests and LiveCodeBench tests get the CPU
-    budgets of ``eval.*_cpu_time``; HumanEval keeps the sandbox defaults."""
-    from gasp_rl.sandbox import limits_from_config
-
-    base = limits_from_config(cfg.sandbox)
-    e = cfg.eval
-
-    def limits_for(problem: Problem) -> Limits | None:
-        if problem.kind == "stdin":  # each test runs in its own process: a per-test budget
-            cpu = e.test_cpu_time
-        elif problem.kind == "functional":  # all tests in one process
-            cpu = e.test_cpu_time * max(1, len(problem.all_tests))
-        elif problem.source.endswith("-plus"):
-            cpu = e.plus_cpu_time
-        else:
-            return None
-        return dataclasses.replace(base, cpu_time=min(cpu, e.max_job_cpu_time), wall_time=0.0)
-
-    return limits_for
-
-
 def build_executor(cfg: Config, problems: list[Problem]) -> Executor:
-    """The sandbox, with its input-size limit raised to fit the benchmark's own test data (trusted
-    files, unlike model output) plus room for the candidate's code."""
+    """The sandbox.  (Each grading job carries its own input-size limit, the benchmark's test data
+    plus ``sandbox.max_input_bytes``: :func:`gasp_rl.eval.grading.grading_limits`.)"""
     from gasp_rl.sandbox import make_executor
 
-    c = cfg.model_copy(deep=True)
-    need = max((job_size(p) for p in problems), default=0) + 1_000_000
-    c.sandbox.max_input_bytes = max(c.sandbox.max_input_bytes, need)
-    return make_executor(c)
+    return make_executor(cfg)
 
 
 def eval_settings(cfg: Config) -> EvalSettings:
@@ -352,7 +325,15 @@ def run_eval(
         from gasp_rl.eval.progress import write_goalpost_progress
 
         runs = [(Path(rd), run_eval_dir(Path(rd), out, len(run_dirs))) for rd in run_dirs]
-        dest = write_goalpost_progress(runs, None if len(runs) == 1 else (out or Path("goalpost-progress")))
+        dest = write_goalpost_progress(
+            runs, None if len(runs) == 1 else (out or Path("goalpost-progress")), k=cfg.goalposts.k
+        )
+        if cfg.eval.n < cfg.goalposts.k:
+            console.print(
+                f"[yellow]eval.n={cfg.eval.n} < goalposts.k={cfg.goalposts.k}: no checkpoint can show "
+                f"pass@{cfg.goalposts.k}, so none counts as goalpost progress[/]",
+                highlight=False,
+            )
         console.print(f"goalpost progress: {dest}", highlight=False)
     Console().print(summary_table(summaries, f"gasp eval: {cfg.eval.benchmark}"))
     return summaries

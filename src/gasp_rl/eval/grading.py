@@ -1,9 +1,13 @@
-"""From a model answer to a sandbox verdict: program assembly and job construction.
+"""From a model answer to a sandbox verdict: THE grading path of training and evaluation.
 
-Pure functions (no execution here): :func:`solution_program` turns an answer into the program to
-test, :func:`grading_job` turns (problem, program) into one sandbox :class:`~gasp_rl.core.jobs.Job`
-whose verdict decides pass/fail.  A solution passes only if it passes *all* public and private
-tests (SPEC 2).
+:func:`solution_program` turns an answer into the program to test, :func:`grading_job` turns
+(problem, program) into one sandbox :class:`~gasp_rl.core.jobs.Job` whose verdict decides
+pass/fail, with the per-problem limits of :func:`grading_limits` (the benchmark's CPU budget and
+an input-size limit that fits its own test data).  :func:`grade_answers` does all three and runs
+the jobs; ``gasp eval`` / ``gasp goalposts`` (the evaluation runner), RLVR rewards, the verl reward
+adapter and Sol-Ver's held-out evaluation all grade through it, so a training reward and an
+evaluation verdict of the same answer cannot disagree.  A solution passes only if it passes *all*
+public and private tests (SPEC 2).
 
 Program assembly by problem kind
 --------------------------------
@@ -24,9 +28,11 @@ Program assembly by problem kind
 from __future__ import annotations
 
 import ast
+import dataclasses
 import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasp_rl.core.jobs import Job, Limits, Verdict
 from gasp_rl.core.parsing import (
@@ -38,6 +44,10 @@ from gasp_rl.core.parsing import (
     parses,
 )
 from gasp_rl.core.tasks import Problem, ProgramTask
+
+if TYPE_CHECKING:
+    from gasp_rl.config import Config
+    from gasp_rl.seams import Executor
 
 #: Modules LiveCodeBench's harness star-imports before a solution (``lcb_runner``'s
 #: ``import_string``), so solutions relying on them behave as under the official grader.
@@ -162,6 +172,66 @@ class Grade:
 
     def to_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "status": self.status, "reason": self.reason}
+
+
+LimitsFn = Callable[[Problem], Limits]
+
+
+def grading_limits(cfg: Config | None = None) -> LimitsFn:
+    """Per-problem sandbox limits of a grading job (``cfg`` defaults to the default config).
+
+    CPU: a LiveCodeBench stdin test gets ``eval.test_cpu_time`` (each test runs in its own
+    process), a functional job ``eval.test_cpu_time`` per test (all tests in one process), an
+    EvalPlus job ``eval.plus_cpu_time``, each capped at ``eval.max_job_cpu_time``; HumanEval keeps
+    ``sandbox.cpu_time``.  Input size: the problem's own test data (trusted benchmark files, unlike
+    model output) plus ``sandbox.max_input_bytes`` for the candidate's code.  The other limits are
+    ``sandbox.*``."""
+    from gasp_rl.config import Config
+    from gasp_rl.sandbox.pool import limits_from_config
+
+    cfg = cfg or Config()
+    base = limits_from_config(cfg.sandbox)
+    e, allowance = cfg.eval, cfg.sandbox.max_input_bytes
+
+    def limits_for(problem: Problem) -> Limits:
+        lim = dataclasses.replace(base, max_input_bytes=job_size(problem) + allowance)
+        if problem.kind == "stdin":
+            cpu = e.test_cpu_time
+        elif problem.kind == "functional":
+            cpu = e.test_cpu_time * max(1, len(problem.all_tests))
+        elif problem.source.endswith("-plus"):
+            cpu = e.plus_cpu_time
+        else:
+            return lim
+        return dataclasses.replace(lim, cpu_time=min(cpu, e.max_job_cpu_time), wall_time=0.0)
+
+    return limits_for
+
+
+def grade_answers(
+    executor: Executor,
+    items: Sequence[tuple[Problem, str]],
+    cfg: Config | None = None,
+    *,
+    limits_for: LimitsFn | None = None,
+) -> list[Grade]:
+    """Grade (problem, answer) pairs in ONE executor batch: the grading path of every caller.
+    Limits come from :func:`grading_limits` of ``cfg`` (or ``limits_for``); answers without code
+    fail without a job."""
+    limits_for = limits_for or grading_limits(cfg)
+    grades: list[Grade | None] = [None] * len(items)
+    jobs, where = [], []
+    for k, (problem, text) in enumerate(items):
+        program = solution_program(problem, text)
+        if not program.code:
+            grades[k] = Grade(False, "no_code", program.reason)
+            continue
+        jobs.append(grading_job(problem, program.code, limits_for(problem), job_id=str(k)))
+        where.append(k)
+    verdicts: list[Verdict] = executor.run(jobs) if jobs else []
+    for k, v in zip(where, verdicts):
+        grades[k] = Grade.from_verdict(v)
+    return [g if g is not None else Grade(False, "sandbox_error", "missing verdict") for g in grades]
 
 
 # ---------------------------------------------------------------- program tasks (self-play views)

@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gasp_rl.core.jobs import Limits, Verdict
 from gasp_rl.core.passk import mean_pass_at_k
 from gasp_rl.core.prompts import render_chat
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import ContextLengthError, DataError, GaspError
-from gasp_rl.eval.grading import Grade, grading_job, solution_program
+from gasp_rl.eval.grading import Grade, LimitsFn, grading_limits
+from gasp_rl.eval.grading import grade_answers as _grade_answers
 from gasp_rl.seams import Chat, Completion, Executor, Generator, SamplingParams
 
 # ------------------------------------------------------------------------------ prompts
@@ -184,13 +184,15 @@ class EvalRunner:
         executor: Executor,
         settings: EvalSettings,
         *,
-        limits_for: Callable[[Problem], Limits | None] | None = None,
+        limits_for: LimitsFn | None = None,
         chunk_problems: int = 8,
     ) -> None:
+        """``limits_for``: per-problem grading limits, :func:`gasp_rl.eval.grading.grading_limits`
+        of the run's config (default: of the default config)."""
         self.generator = generator
         self.executor = executor
         self.settings = settings
-        self.limits_for = limits_for or (lambda _p: None)
+        self.limits_for = limits_for or grading_limits()
         self.chunk_problems = max(1, chunk_problems)
 
     def run(
@@ -285,32 +287,9 @@ class EvalRunner:
         return records
 
     def _grade(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
-        """Grade answers in one executor batch; answers without code fail without a job."""
-        grades: list[Grade | None] = [None] * len(items)
-        jobs, where = [], []
-        for k, (problem, text) in enumerate(items):
-            program = solution_program(problem, text)
-            if not program.code:
-                grades[k] = Grade(False, "no_code", program.reason)
-                continue
-            jobs.append(grading_job(problem, program.code, self.limits_for(problem), job_id=str(k)))
-            where.append(k)
-        verdicts: list[Verdict] = self.executor.run(jobs) if jobs else []
-        for k, v in zip(where, verdicts):
-            grades[k] = Grade.from_verdict(v)
-        return [g if g is not None else Grade(False, "sandbox_error", "missing verdict") for g in grades]
+        """Grade answers in one executor batch (:func:`gasp_rl.eval.grading.grade_answers`)."""
+        return _grade_answers(self.executor, items, limits_for=self.limits_for)
 
 
-def grade_answers(
-    executor: Executor,
-    items: Sequence[tuple[Problem, str]],
-    limits_for: Callable[[Problem], Limits | None] | None = None,
-) -> list[Grade]:
-    """Grade (problem, answer) pairs exactly as the runner does (used by parity tests and tools)."""
-    runner = EvalRunner(_NoGenerator(), executor, EvalSettings(n=1, ks=(1,)), limits_for=limits_for)
-    return runner._grade(items)
-
-
-class _NoGenerator:
-    def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
-        raise GaspError("grading only: no generator")
+#: The one grading path, re-exported (it lives in :mod:`gasp_rl.eval.grading`).
+grade_answers = _grade_answers

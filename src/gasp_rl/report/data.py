@@ -225,6 +225,8 @@ def parse_progress(data: Any, run_dir: Path | None = None) -> GoalpostProgress |
         if it is None:
             continue
         evaluated.append(it)
+        if entry.get("counted") is False:  # evaluated with fewer than k samples (eval/progress.py)
+            continue
         for gid in _solved_ids(entry.get("solved", entry.get("pass_at_k"))):
             first[gid] = min(it, first.get(gid, it))
     raw_first = data.get("first_solved", data.get("first_solve"))
@@ -301,10 +303,20 @@ def _load_progress(path: Path, notes: list[str]) -> GoalpostProgress | None:
     from gasp_rl.eval.progress import run_progress
 
     try:
-        return parse_progress(run_progress(path, path / "eval"), path)
+        return parse_progress(run_progress(path, path / "eval", k=_goalpost_k(path)), path)
     except (GaspError, OSError, KeyError, TypeError, ValueError) as e:
         notes.append(f"goalpost progress could not be derived from eval/*__goalposts.json: {e}")
         return None
+
+
+def _goalpost_k(path: Path) -> int:
+    """``goalposts.k`` of the run's own config (the default when it cannot be read)."""
+    from gasp_rl.config import Config, load_config
+
+    try:
+        return load_config(path / "config.yaml", []).goalposts.k
+    except Exception:  # noqa: BLE001 - a damaged config: fall back to the default
+        return Config().goalposts.k
 
 
 def assign_labels(runs: list[RunData]) -> None:

@@ -65,6 +65,11 @@ class LiteralError(ValueError):
     pass
 
 
+class OutputTooLarge(LiteralError):
+    """The encoded result would exceed the job's output limit (raised while encoding, in the child,
+    before any large JSON text is built)."""
+
+
 _SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf}
 
 
@@ -118,17 +123,32 @@ def _lit(node):
 
 def encode(value, budget):
     """Tagged JSON of a plain value.  Uses exact ``type(x) is`` checks so that no user-defined
-    ``__eq__`` / ``__repr__`` / ``__hash__`` ever runs.  ``budget`` is a 1-element list counting
-    down nodes to bound the work."""
+    ``__eq__`` / ``__repr__`` / ``__hash__`` ever runs.  ``budget`` is ``[nodes, bytes]``, both
+    counting down: nodes bound the work; bytes charge a LOWER bound of each value's JSON text
+    (1 per node, the length of a string, bytes or big int) before that text is built, so a result
+    over the output limit (a 400 MB string) is refused here, in the child, after one length check:
+    ``output_limit``, never a 400 MB ``json.dumps``.  The exact size is checked once the (now
+    bounded) text exists, see :func:`result_bytes`."""
     budget[0] -= 1
+    budget[1] -= 1
     if budget[0] < 0:
         raise LiteralError("value too large")
     t = type(value)
-    if value is None or t is bool or t is str:
+    if t is str:
+        budget[1] -= len(value) + 1
+        if budget[1] < 0:
+            raise OutputTooLarge(f"returned value exceeds the output limit ({len(value)} characters)")
+        return value
+    if budget[1] < 0:
+        raise OutputTooLarge("returned value exceeds the output limit")
+    if value is None or t is bool:
         return value
     if t is int:
         if -(2**53) < value < 2**53:
             return value
+        budget[1] -= int.bit_length(value) // 4
+        if budget[1] < 0:
+            raise OutputTooLarge("returned value exceeds the output limit")
         return {"i": format(value, "x")}
     if t is float:
         return {"f": value.hex()}
@@ -141,6 +161,9 @@ def encode(value, budget):
     if t is set or t is frozenset:
         return {"s" if t is set else "fs": [encode(v, budget) for v in value]}
     if t is bytes:
+        budget[1] -= 2 * len(value)
+        if budget[1] < 0:
+            raise OutputTooLarge("returned value exceeds the output limit")
         return {"b": bytes.hex(value)}
     if t is complex:
         return {"c": [value.real.hex(), value.imag.hex()]}
@@ -386,7 +409,11 @@ def _inside(path, root):
 
 
 def install_audit_hook(workdir, attempts):
-    read_roots = tuple(os.path.realpath(p) for p in CONF["read_roots"])
+    """Installed in each child, not once in the zygote: an audit hook can never be removed, so one
+    in the zygote would have to let the zygote's own fork/open/import through and be switched on
+    in the child by a flag that job code could then reach and switch off again; per child it costs
+    one ``sys.addaudithook`` call."""
+    read_roots = CONF["_read_roots_real"]  # resolved once in the zygote
 
     def readable(path):
         p = os.path.realpath(os.fsdecode(path))
@@ -460,15 +487,19 @@ def apply_limits(limits):
     signal.setitimer(signal.ITIMER_PROF, cpu)
 
 
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+
 def install_seccomp():
+    """Load the filter in this (child) process: one prctl through a function pointer the zygote
+    resolved already.  The filter itself cannot be loaded once in the zygote: it forbids fork, and
+    the zygote forks.  ``no_new_privs``, which seccomp requires, is set once in the zygote
+    (:func:`main`); it is inherited by every child and can never be unset."""
     prog = CONF.get("_seccomp_prog")
     if prog is None:
         return
-    libc, fprog = prog
-    PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError("prctl(NO_NEW_PRIVS) failed")
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
+    prctl, fprog = prog
+    if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
         raise OSError("prctl(SECCOMP) failed")
 
 
@@ -511,6 +542,24 @@ def _parse_args(text):
     return value
 
 
+def _budget(job):
+    """[nodes, bytes] for :func:`encode`."""
+    return [CONF["max_nodes"], _max_result_bytes(job["limits"])]
+
+
+def _max_result_bytes(limits):
+    """Largest result message (JSON) a child may send: the output limit plus the envelope."""
+    return int(limits["output_bytes"]) + 4096
+
+
+def result_bytes(res, limits):
+    """The child's result as JSON bytes; ``output_limit`` when the text is over the limit."""
+    data = json.dumps(res).encode()
+    if len(data) > _max_result_bytes(limits):
+        return json.dumps({"status": OUTPUT, "reason": "returned value exceeds the output limit"}).encode()
+    return data
+
+
 def child_main(job, token, rfd_token, wfd, workdir):
     """Runs in the forked child.  Returns a result dict (never raises)."""
     attempts = []
@@ -530,7 +579,9 @@ def child_main(job, token, rfd_token, wfd, workdir):
         if kind == "compare":
             try:
                 value = parse_literal(job["cases"][0])
-                return {"status": "ok", "outputs": [encode(value, [CONF["max_nodes"]])]}
+                return {"status": "ok", "outputs": [encode(value, _budget(job))]}
+            except OutputTooLarge as e:
+                return {"status": OUTPUT, "reason": str(e)}
             except (LiteralError, RecursionError, MemoryError) as e:
                 return {"status": WRONG, "reason": f"answer is not a Python literal: {_safe_str(e)[:200]}"}
         code = job["code"]
@@ -560,11 +611,13 @@ def child_main(job, token, rfd_token, wfd, workdir):
                     "error_type": "NameError",
                 }
             outputs = []
-            budget = [CONF["max_nodes"]]
+            budget = _budget(job)
             for args in args_list:
                 value = fn(*args)
                 try:
                     outputs.append(encode(value, budget))
+                except OutputTooLarge as e:
+                    return {"status": OUTPUT, "reason": str(e), "case": len(outputs)}
                 except LiteralError as e:
                     return {"status": WRONG, "reason": str(e), "case": len(outputs), "outputs": outputs}
             result = {"status": "ok", "outputs": outputs}
@@ -635,7 +688,11 @@ def run_child(job, limits, stdin_text, workdir, want_token):
             os.close(rfd)
             os.chdir(workdir)
             fin = os.open(in_path, os.O_RDONLY)
-            fout = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                fout = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            except OSError:  # an earlier job made it unwritable (chmod): start from a new file
+                os.unlink(out_path)
+                fout = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             os.dup2(fin, 0)
             os.dup2(fout, 1)
             os.dup2(fout, 2)
@@ -645,15 +702,12 @@ def run_child(job, limits, stdin_text, workdir, want_token):
                 os.closerange(lo, fd)
                 lo = fd + 1
             os.closerange(lo, 1024)
-            sys.stdin = open(0, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
-            sys.stdout = open(1, "w", closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
+            # stdio objects, environment and the other signal dispositions were prepared once in
+            # the zygote (prepare_child_state): the child starts with exactly that state
+            sys.stdin, sys.stdout = CHILD_STDIO
             sys.stderr = sys.stdout
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGPROF):
+            for sig in (signal.SIGINT, signal.SIGPIPE):  # the two the zygote itself must ignore
                 signal.signal(sig, signal.SIG_DFL)
-            os.environ.clear()
-            os.environ.update(
-                {"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
-            )
             apply_limits(limits)
             install_seccomp()
             res = child_main(job, None, trfd, wfd, workdir)
@@ -661,7 +715,7 @@ def run_child(job, limits, stdin_text, workdir, want_token):
                 sys.stdout.flush()
             except BaseException:
                 pass
-            data = json.dumps(res).encode()
+            data = result_bytes(res, limits)
         except BaseException as e:  # noqa: BLE001
             try:
                 data = json.dumps(
@@ -682,7 +736,7 @@ def run_child(job, limits, stdin_text, workdir, want_token):
         finally:
             os.close(twfd)
     wall_limit = float(limits["wall_time"])
-    max_bytes = int(limits["output_bytes"]) + 4096
+    max_bytes = _max_result_bytes(limits)
     chunks, size, over, wall_hit = [], 0, False, False
     deadline = t0 + wall_limit
     while True:
@@ -792,9 +846,15 @@ def handle(job):
 
 
 def _clean(workdir):
-    """Empty the job directory (cheap when the job wrote nothing but its captured output)."""
+    """Empty the job directory (cheap when the job wrote nothing but its captured output).  The
+    captured-output file ``.stdout`` is kept when it is still a plain file: the next child
+    truncates it when it opens it (before any job code runs), so nothing of one job's output is
+    visible to the next, and a job that replaced it by anything else (directory, FIFO, symlink)
+    has that removed here."""
     with os.scandir(workdir) as it:
         for entry in it:
+            if entry.name == ".stdout" and entry.is_file(follow_symlinks=False):
+                continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
@@ -866,6 +926,47 @@ def _handle(job, kind, cases, expected, limits, workdir):
 # --------------------------------------------------------------------------- main loop
 
 
+CHILD_STDIO = ()
+
+
+def prepare_child_state(workdir):
+    """Per-process state every child needs, set up once here instead of once per fork (each
+    child inherits it; after a fork each object a child writes costs a page copy):
+
+    * the environment a job sees: only HOME/TMPDIR (its directory), LANG, PATH; the zygote never
+      reads its environment, so it can live with the job's;
+    * SIGTERM, SIGXFSZ (a write over RLIMIT_FSIZE kills with it) and SIGPROF (the fractional CPU
+      budget) at their defaults; the zygote never sets an rlimit or a timer on itself.  SIGINT and
+      SIGPIPE stay ignored here (a dying child must not take the zygote down) and are reset in
+      each child;
+    * the job's ``sys.stdin`` / ``sys.stdout`` text wrappers over fds 0 and 1.  They are created
+      while fds 0 and 1 are a regular file, as they are in the child (so seekable / tell behave as
+      if the child had opened them), and then fds 0 and 1 go back to the protocol pipes.  The
+      zygote never uses these objects; each child gets them fresh (empty buffers) at fork.
+    """
+    global CHILD_STDIO
+    os.environ.clear()
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"})
+    for sig in (signal.SIGTERM, signal.SIGXFSZ, signal.SIGPROF):
+        signal.signal(sig, signal.SIG_DFL)
+    saved = os.dup(0), os.dup(1)
+    probe = os.path.join(workdir, ".stdout")
+    fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.dup2(fd, 0)
+        os.dup2(fd, 1)
+        CHILD_STDIO = (
+            open(0, closefd=False, encoding="utf-8", errors="replace"),  # noqa: SIM115
+            open(1, "w", closefd=False, encoding="utf-8", errors="replace"),  # noqa: SIM115
+        )
+    finally:
+        os.dup2(saved[0], 0)
+        os.dup2(saved[1], 1)
+        for f in (fd, *saved):
+            os.close(f)
+        os.unlink(probe)
+
+
 def setup_seccomp(bpf_hex):
     if not bpf_hex:
         return None
@@ -879,10 +980,16 @@ def setup_seccomp(bpf_hex):
     prog = SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     CONF["_seccomp_buf"] = buf  # keep alive
-    return libc, ctypes.byref(prog), prog
+    prctl = libc.prctl  # resolved here, not in each child
+    if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # inherited by every child, irreversible
+        raise OSError("prctl(NO_NEW_PRIVS) failed")
+    return prctl, ctypes.byref(prog), prog
 
 
 def main():
+    # Python 3.10 has no -P: drop the script's own directory from the import path here
+    here = os.path.dirname(os.path.realpath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     conf = json.loads(stdin.readline())
@@ -891,12 +998,14 @@ def main():
     os.makedirs(CONF["tmp_root"], exist_ok=True)
     CONF["workdir"] = os.path.realpath(os.path.join(CONF["tmp_root"], f"w{os.getpid()}"))
     os.makedirs(CONF["workdir"], mode=0o700, exist_ok=True)
+    CONF["_read_roots_real"] = tuple(os.path.realpath(p) for p in CONF["read_roots"])
     seccomp = setup_seccomp(CONF.get("seccomp_bpf"))
     if seccomp is not None:
-        libc, ref, prog = seccomp
-        CONF["_seccomp_prog"] = (libc, ref)
+        prctl, ref, prog = seccomp
+        CONF["_seccomp_prog"] = (prctl, ref)
         CONF["_seccomp_keep"] = prog
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_child_state(CONF["workdir"])
     CONF["_scrub"] = [n for n in sys.modules if n.split(".")[0] in _DENY_IMPORTS or n == "__main__"]
     # Children must not copy the zygote's pages: no GC passes over inherited objects.
     gc.collect()
@@ -905,9 +1014,19 @@ def main():
         json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]}).encode() + b"\n"
     )
     stdout.flush()
+    jobs_since_gc = 0
     for line in stdin:
         try:
             job = json.loads(line)
+            # Everything the zygote allocated so far goes to the permanent generation before the
+            # fork: a child's garbage collections then never walk (and so never copy the pages
+            # of) the zygote's objects.  A real collection now and then reclaims zygote cycles.
+            jobs_since_gc += 1
+            if jobs_since_gc >= 1000:
+                jobs_since_gc = 0
+                gc.unfreeze()
+                gc.collect()
+            gc.freeze()
             res = handle(job)
         except Exception as e:  # noqa: BLE001 - the zygote must survive anything
             res = {"status": SANDBOX, "reason": f"zygote error: {type(e).__name__}: {e}"}

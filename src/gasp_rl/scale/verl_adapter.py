@@ -163,8 +163,8 @@ class GradingSpec:
     """What verl stores as ``reward_model.ground_truth`` for one prompt: the real-data problem
     (with all its public and private tests) and the TRR++ group its samples belong to.
 
-    Grading goes through :func:`gasp_rl.eval.runner.grade_answers`, the evaluation harness's own
-    program assembly and sandbox job, so a reward computed inside verl and a ``gasp eval`` verdict
+    Grading goes through :func:`gasp_rl.eval.grading.grade_answers`, the evaluation harness's own
+    program assembly, sandbox job and per-benchmark limits, so a reward computed inside verl and a ``gasp eval`` verdict
     never disagree.  (Self-play student and teacher rewards never pass through verl's reward
     machinery: the gasp-rl loop computes them and hands advantages to the learner.)
     """
@@ -213,14 +213,18 @@ class Graded:
 
 
 def grade_responses(
-    responses: Sequence[str], ground_truths: Sequence[str], executor: Executor
+    responses: Sequence[str],
+    ground_truths: Sequence[str],
+    executor: Executor,
+    cfg: Config | None = None,
 ) -> list[Graded]:
     """Grade many responses with ONE executor batch (the sandbox pool runs them in parallel).
 
     Reward 1 when the answer passes every test, else 0 (format errors are wrong answers).  A
     malformed ground truth is a 0 with the reason recorded, never an exception in verl's worker.
+    ``cfg`` gives the sandbox limits and ``eval.*`` CPU budgets (default: the default config).
     """
-    from gasp_rl.eval.runner import grade_answers
+    from gasp_rl.eval.grading import grade_answers
 
     if len(responses) != len(ground_truths):
         raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
@@ -235,7 +239,7 @@ def grade_responses(
             continue
         items.append((spec.problem, resp))
         where.append(i)
-    for i, g in zip(where, grade_answers(executor, items) if items else []):
+    for i, g in zip(where, grade_answers(executor, items, cfg) if items else []):
         out[i] = Graded(1.0 if g.passed else 0.0, g.status, g.reason)
     return [g for g in out if g is not None]
 
@@ -284,7 +288,8 @@ def compute_score(
     """
     if data_source != DATA_SOURCE:
         return Graded(0.0, "foreign_data_source").as_verl()
-    [graded] = grade_responses([solution_str], [ground_truth], shared_executor(sandbox))
+    sb = SandboxConfig(**(sandbox or {}))
+    [graded] = grade_responses([solution_str], [ground_truth], shared_executor(sb), Config(sandbox=sb))
     return graded.as_verl()
 
 
@@ -300,7 +305,7 @@ def decode_responses(data: Any, tokenizer: Any) -> list[str]:
     return [tokenizer.decode(responses[i][: int(n)], skip_special_tokens=True) for i, n in enumerate(lengths)]
 
 
-def score_dataproto(data: Any, tokenizer: Any, executor: Executor) -> Any:
+def score_dataproto(data: Any, tokenizer: Any, executor: Executor, cfg: Config | None = None) -> Any:
     """Grade a verl ``DataProto`` in one executor call; returns what verl's reward loop returns.
 
     The result is ``DataProto(batch={"rm_scores"}, non_tensor_batch={extra columns},
@@ -318,7 +323,7 @@ def score_dataproto(data: Any, tokenizer: Any, executor: Executor) -> Any:
     responses = decode_responses(data, tokenizer)
     sources = list(data.non_tensor_batch["data_source"])
     truths = [rm["ground_truth"] for rm in data.non_tensor_batch["reward_model"]]
-    graded = grade_responses(responses, truths, executor)
+    graded = grade_responses(responses, truths, executor, cfg)
     rows = [
         g.as_verl() if src == DATA_SOURCE else Graded(0.0, "foreign_data_source").as_verl()
         for g, src in zip(graded, sources)
