@@ -421,6 +421,11 @@ class WarmupConfig(_Section):
     )
     seed: int = Field(0, description="Seed of the demonstrations and of the fine-tune.")
     log_every: int = Field(5, gt=0, description="Log the fine-tune's loss every this many steps.")
+    engine: Literal["policy", "trl"] = Field(
+        "policy",
+        description="'policy': the HF policy's own scoring path (projection on completion tokens only); "
+        "'trl': TRL's SFTTrainer (same rows and loss; its fused LM head is slow on CPUs).",
+    )
 
 
 class RunConfig(_Section):

@@ -86,7 +86,7 @@ def _build_hf(cfg: Config) -> PolicyBundle:
     from pathlib import Path
 
     from gasp_rl.backends.hf import HFPolicy
-    from gasp_rl.backends.trl_finetune import TrlSFTFinetuner
+    from gasp_rl.backends.trl_finetune import PolicyFinetuner, TrlSFTFinetuner
 
     policy = HFPolicy.from_config(cfg)
     return PolicyBundle(
@@ -94,7 +94,9 @@ def _build_hf(cfg: Config) -> PolicyBundle:
         learner=policy,
         embedder=build_embedder(cfg, policy.model, policy.tokenizer),
         tokenizer=policy.tokenizer,
-        finetuner=TrlSFTFinetuner(policy, Path(tempfile.gettempdir()) / "gasp-rl-sft"),
+        finetuner=(PolicyFinetuner if cfg.warmup.engine == "policy" else TrlSFTFinetuner)(
+            policy, Path(tempfile.gettempdir()) / "gasp-rl-sft"
+        ),
         close_fns=[policy.close],
     )
 
