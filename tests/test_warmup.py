@@ -178,3 +178,45 @@ def test_cache_key_depends_on_model_data_and_settings(demos):
     assert k != cache_key("other-model", demos, {"lr": 1e-4})
     assert k != cache_key("embedded", demos[:-1], {"lr": 1e-4})
     assert k != cache_key("embedded", demos, {"lr": 2e-4})
+
+
+@pytest.fixture(scope="module")
+def embedded_policy():
+    from gasp_rl.backends.hf import HFPolicy
+
+    return HFPolicy.from_config(load_config(None, []))
+
+
+@pytest.mark.slow
+def test_rows_are_tokenized_as_generation_tokenizes(embedded_policy, demos):
+    from gasp_rl.backends.trl_finetune import TrlSFTFinetuner
+
+    policy = embedded_policy
+    sample = [d for d in demos if d.kind == "lemma"][:2] + [d for d in demos if d.kind == "deduction"][:2]
+    rows, too_long = TrlSFTFinetuner(policy, Path("/tmp")).rows(sample, 4096)
+    assert too_long == 0 and len(rows) == 4
+    for d, r in zip(sample, rows):
+        chat = [*d.chat, {"role": "assistant", "content": d.prefill}] if d.prefill else d.chat
+        prompt = policy.encode_chat(chat)  # the ids the sampler starts from
+        n = r["completion_mask"].index(1)
+        assert r["input_ids"][:n] == prompt and set(r["completion_mask"][n:]) == {1}
+        completion = r["input_ids"][n:]
+        assert completion[-1] == policy.tokenizer.eos_token_id
+        assert policy.tokenizer.decode(completion[:-1]) == d.answer
+
+
+@pytest.mark.slow
+def test_policy_finetuner_lowers_the_loss_of_its_examples(embedded_policy, demos):
+    import copy
+
+    from gasp_rl.backends.hf import HFPolicy
+    from gasp_rl.backends.trl_finetune import PolicyFinetuner
+
+    policy = HFPolicy(
+        copy.deepcopy(embedded_policy.model), embedded_policy.tokenizer, embedded_policy.device
+    )  # a private copy: the fixture's weights stay the base model's
+    few = [d for d in demos if d.kind == "deduction"][:4]
+    settings = load_config(None, ["warmup.batch_size=4", "warmup.epochs=3", "warmup.lr=1e-4"]).warmup
+    metrics = PolicyFinetuner(policy, Path("/tmp")).sft(few, settings)
+    assert metrics["steps"] == 3 and metrics["examples"] == 4
+    assert metrics["loss_last"] < metrics["loss_first"]
