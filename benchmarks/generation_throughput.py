@@ -20,6 +20,7 @@ import torch
 
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import SamplingParams
 
 LLAMA_CPP_REFERENCE = (94.0, 115.0)  # MEASUREMENTS.md, single stream on this kind of machine
@@ -105,6 +106,8 @@ def main() -> None:
     print(
         f"embedded SmolLM2-135M, {args.max_new_tokens} new tokens, temperature 1.0, torch threads {torch.get_num_threads()}"
     )
+    auto = resolve_precision("auto", policy.device)
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}; auto picks {auto.name} ({auto.reason})")
     print(f"{'batch':>5} | {'ours fp32':>10} | {'ours bf16':>10} | {'hf generate':>11} | ours best / hf")
     best: dict[int, float] = {}
     for b in args.batches:

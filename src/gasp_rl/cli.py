@@ -181,14 +181,30 @@ def config(args: list[str] | None = ArgsOpt) -> None:
 
 
 @app.command()
-def info() -> None:
-    """What this machine offers: sandbox isolation layers, embedded model, optional extras."""
+def info(args: list[str] | None = ArgsOpt) -> None:
+    """What this machine offers: sandbox isolation layers, the precision the policy computes in (and
+    why), optional extras.  Takes the same [CONFIG.yaml] [key=value ...] as the run commands."""
+    from gasp_rl.precision import describe as describe_precision
     from gasp_rl.sandbox.isolation import describe_isolation
 
+    cfg = _config(args)
     typer.echo(describe_isolation())
+    for line in describe_precision(cfg):
+        typer.echo(f"precision: {line}")
     import importlib.util
 
-    for mod in ("torch", "transformers", "trl", "vllm", "verl", "ray", "llama_cpp", "tensorboard", "wandb"):
+    for mod in (
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "vllm",
+        "verl",
+        "ray",
+        "llama_cpp",
+        "tensorboard",
+        "wandb",
+    ):
         typer.echo(f"{mod:>14}: {'available' if importlib.util.find_spec(mod) else 'not installed'}")
 
 

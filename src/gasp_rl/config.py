@@ -36,7 +36,11 @@ class ModelConfig(_Section):
     )
     backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
     device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weight dtype.  'auto' = float32 master weights on every device (the policy also "
+        "learns); bf16 compute is chosen by generation/trainer.bf16_autocast (gasp info shows it).",
+    )
     cache_dir: str = "~/.cache/gasp-rl"
     trust_remote_code: bool = False
     max_context: int = Field(2048, gt=0, description="Prompt + completion tokens allowed.")
@@ -65,10 +69,11 @@ class GenerationConfig(_Section):
         128, gt=0, description="Completion budget of teacher and student rollouts (CPU demo: 128)."
     )
     batch_size: int = Field(32, gt=0, description="Sequences generated together by the HF backend.")
-    bf16_autocast: bool = Field(
-        True,
+    bf16_autocast: Literal["auto"] | bool = Field(
+        "auto",
         description="HF backend: run the transformer body under bf16 autocast while sampling (the "
-        "vocabulary projection and log-probs stay float32).",
+        "vocabulary projection and log-probs stay float32).  'auto' = only where the device computes "
+        "bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else float32 (gasp info).",
     )
 
 
@@ -83,7 +88,11 @@ class TrainerConfig(_Section):
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
     micro_batch_size: int = Field(2, gt=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    bf16_autocast: bool = True
+    bf16_autocast: Literal["auto"] | bool = Field(
+        "auto",
+        description="bf16 autocast for the learner's forward/backward: true, false, or 'auto' = only "
+        "where the device computes bf16 natively (as generation.bf16_autocast).",
+    )
     advantage_eps: float = Field(1e-6, gt=0)
     seed: int = 0
 

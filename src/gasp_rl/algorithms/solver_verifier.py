@@ -72,6 +72,7 @@ from gasp_rl.core.parsing import (
 from gasp_rl.core.prompts import render_chat
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import BackendUnavailable, GaspError
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.runs import RunStore, atomic_write_text, read_records, replace_dir
 from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams, generate_prefilled
 
@@ -709,7 +710,7 @@ class TrlTrainer:
             "save_strategy": "no",
             "report_to": [],
             "disable_tqdm": True,
-            "bf16": tr.bf16_autocast,
+            "bf16": resolve_precision(tr.bf16_autocast, "cpu" if on_cpu else "cuda").bf16,
             "use_cpu": on_cpu,
             "seed": seed,
             "data_seed": seed,

@@ -39,6 +39,8 @@ from gasp_rl.backends.embedded import resolve_model_path
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
 from gasp_rl.config import Config, GenerationConfig, ModelConfig, TrainerConfig
 from gasp_rl.errors import ContextLengthError, ModelLoadError
+from gasp_rl.precision import Precision
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import Chat, Completion, PolicySample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str) -> torch.dtype:
+    """``model.dtype`` -> torch dtype; ``auto`` keeps float32 master weights (see
+    :mod:`gasp_rl.precision`)."""
     return {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}.get(
         name, torch.float16
     )
@@ -195,6 +199,18 @@ class HFPolicy:
         self._reference: Any = None
         self.steps = 0
         self._warned_no_template = False
+        for what, prec in (("sampling", self.gen_precision), ("learning", self.train_precision)):
+            log.info("%s in %s (%s)", what, prec.name, prec.reason)
+
+    @property
+    def gen_precision(self) -> Precision:
+        """``generation.bf16_autocast`` resolved for this device (the probe is cached)."""
+        return resolve_precision(self.gen_cfg.bf16_autocast, self.device)
+
+    @property
+    def train_precision(self) -> Precision:
+        """``trainer.bf16_autocast`` resolved for this device."""
+        return resolve_precision(self.train_cfg.bf16_autocast, self.device)
 
     @classmethod
     def from_config(cls, cfg: Config) -> HFPolicy:
@@ -334,7 +350,7 @@ class HFPolicy:
     def _sample_chunk(self, rows: list[_Row], params: SamplingParams) -> None:
         from transformers import DynamicCache
 
-        autocast = self.gen_cfg.bf16_autocast
+        autocast = self.gen_precision.bf16
         prompts = sorted({r.prompt for r in rows})
         slot = {p: i for i, p in enumerate(prompts)}
         first = {r.prompt: r for r in rows}
@@ -518,7 +534,7 @@ class HFPolicy:
         self, chunk: list[PolicySample], weights: list[float], reference: Any, sums: dict[str, float]
     ) -> None:
         cfg = self.train_cfg
-        logp, valid = self._batch_logprobs(chunk, autocast=cfg.bf16_autocast)
+        logp, valid = self._batch_logprobs(chunk, autocast=self.train_precision.bf16)
         width = logp.shape[1]
         adv = torch.tensor([_right_align(_adv_list(s), width) for s in chunk], device=self.device)
         if any(s.old_logprobs is None for s in chunk):
@@ -537,7 +553,7 @@ class HFPolicy:
         kl = torch.zeros_like(loss_tok)
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _ = self._batch_logprobs(chunk, autocast=cfg.bf16_autocast, model=reference)
+                ref_logp, _ = self._batch_logprobs(chunk, autocast=self.train_precision.bf16, model=reference)
             kl = kl_k3(logp, ref_logp)
             loss_tok = loss_tok + cfg.kl_coef * kl
         w = torch.tensor(weights, device=self.device)[:, None] * valid
