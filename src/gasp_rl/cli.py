@@ -21,6 +21,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _entry() -> None:
+    """Runs before every command: library progress bars only on a terminal, dependency warnings we
+    cannot act on filtered (gasp_rl._quiet)."""
+    from gasp_rl import _quiet
+
+    _quiet.configure()
+
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 ArgsOpt = typer.Argument(None, help="[CONFIG.yaml] [key.sub=value ...]", show_default=False)
 

@@ -75,6 +75,22 @@ class GenerationConfig(_Section):
         "vocabulary projection and log-probs stay float32).  'auto' = only where the device computes "
         "bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else float32 (gasp info).",
     )
+    engine: Literal["continuous", "static"] = Field(
+        "continuous",
+        description="HF backend sampler: 'continuous' (shared-prefix KV cache, finished rows refilled "
+        "with waiting ones, incremental stop checks) or 'static' (the earlier loop: fixed chunks of "
+        "batch_size rows, kept to measure against).  Both give the same greedy text.",
+    )
+    prefix_cache: bool = Field(
+        True,
+        description="engine=continuous: prefill the token prefix shared by a call's prompts (system "
+        "prompt + worked examples) once and reuse its KV cache for every row.",
+    )
+    refill: bool = Field(
+        True,
+        description="engine=continuous: when rows finish, waiting rows join the running batch "
+        "(continuous batching) instead of waiting for its longest row.",
+    )
 
 
 class TrainerConfig(_Section):
@@ -86,7 +102,28 @@ class TrainerConfig(_Section):
     clip_high: float = Field(0.28, ge=0)
     kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
-    micro_batch_size: int = Field(2, gt=0)
+    micro_batch_size: int = Field(
+        2, gt=0, description="Rows per learner micro-batch when micro_batch_tokens is 0."
+    )
+    micro_batch_tokens: int = Field(
+        2048,
+        ge=0,
+        description="Learner micro-batches by token budget: as many rows (sorted by length) as fit in "
+        "this many padded tokens (rows x longest row), at least one; bounds memory and time per "
+        "backward whatever the lengths.  0 = micro_batch_size rows.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in backward (less memory, ~30% more time).  Off by default: "
+        "the token budget already bounds memory on the CPU model; turn on for large models.",
+    )
+    lora_rank: int = Field(
+        0,
+        ge=0,
+        description="0 = full fine-tune (the paper).  >0: train LoRA adapters of this rank on every "
+        "linear layer through peft (pip install 'gasp-rl[lora]'); checkpoints hold merged weights.",
+    )
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank).")
     max_grad_norm: float = Field(1.0, gt=0)
     bf16_autocast: Literal["auto"] | bool = Field(
         "auto",

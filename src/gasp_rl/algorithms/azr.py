@@ -21,7 +21,7 @@ import numpy as np
 
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
 from gasp_rl.config import Config
-from gasp_rl.core import prompts
+from gasp_rl.core import parsing, prompts
 from gasp_rl.core.jobs import Job
 from gasp_rl.core.rewards import azr_proposer_reward, pass_rate
 from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
@@ -74,6 +74,7 @@ class AZR:
                     1,
                     self.cfg.generation.max_new_tokens,
                     seed=rng.randrange(2**31),
+                    stop_pattern=parsing.STOP_AFTER_MESSAGE_LINE,
                     prefill=self.cfg.gasp.proposal_prefill,
                 )
             for c, o in zip(group, outs):
