@@ -1,87 +1,67 @@
-"""Sampling throughput of the HF policy on the embedded SmolLM2-135M, batch 1 / 8 / 32.
+"""Useful sampling throughput of the HF policy on the embedded SmolLM2-135M, before vs after, both precisions.
 
-Side by side in the same run: gasp-rl's decoding loop (float32, and with bf16 autocast) and the
-plain ``transformers`` ``model.generate`` on the same prompts, weights and token budget.  The issue's
-target compares batch-32 throughput with llama.cpp's *single stream*; llama-cpp-python is not
-installed here (it compiles for ~9 minutes), so unless it is importable that ratio is against the
-reference figure in /work/shared/MEASUREMENTS.md (94-115 tok/s, midpoint 104.5) and is labelled
-"not measured side by side".  Tokens/s counts generated tokens (up to and including the end token).
+Workload (what self-play generates): deduction student prompts over the shipped AZR seed programs
+(they share the prompt's system text and worked example), 2 x batch prompts per call so that rows
+wait for a free slot, up to 128 new tokens, temperature 1.0, per-row seeds.  Side by side in one
+run, same prompts, same seeds:
 
-    python benchmarks/generation_throughput.py [--max-new-tokens 128] [--batches 1 8 32]
+- before: ``generation.engine=static`` (fixed chunks of ``batch_size`` rows that run until their
+  longest row ends, the whole prompt prefilled per prompt, stop checks decoding whole rows);
+- after: ``generation.engine=continuous`` (shared-prefix KV cache, finished rows refilled with
+  waiting ones, incremental stop checks), also with each optimisation switched off alone;
+
+each in float32 and with bf16 autocast (this machine's CPU capability and what ``auto`` picks are
+printed: bf16 only pays where it is native).  "Useful" tokens are those returned (up to and
+including the end token; a static batch computes more than that).  llama.cpp single stream is
+measured side by side only when llama-cpp-python is installed.
+
+    python benchmarks/generation_throughput.py [--max-new-tokens 128] [--batches 8 32]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import random
 import time
+from importlib import resources
 
 import torch
 
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
+from gasp_rl.core.prompts import student_prompt
+from gasp_rl.core.tasks import ProgramTask
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import SamplingParams
 
 LLAMA_CPP_REFERENCE = (94.0, 115.0)  # MEASUREMENTS.md, single stream on this kind of machine
 
-TOPICS = [
-    "a stack",
-    "binary search",
-    "a linked list",
-    "merge sort",
-    "a hash map",
-    "recursion",
-    "a queue",
-    "memoization",
-]
+VARIANTS = {
+    "before (static)": {"engine": "static"},
+    "after (continuous)": {"engine": "continuous", "prefix_cache": True, "refill": True},
+    "after, no prefix cache": {"engine": "continuous", "prefix_cache": False, "refill": True},
+    "after, no refill": {"engine": "continuous", "prefix_cache": True, "refill": False},
+}
 
 
-def prompts(n: int) -> list[list[dict[str, str]]]:
-    return [
-        [{"role": "user", "content": f"Explain {TOPICS[i % len(TOPICS)]} in Python with a short example."}]
-        for i in range(n)
-    ]
+def deduction_prompts(n: int) -> list[list[dict[str, str]]]:
+    text = resources.files("gasp_rl.data").joinpath("azr_seed_programs.jsonl").read_text(encoding="utf-8")
+    tasks = [ProgramTask.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
+    rng = random.Random(0)
+    return [student_prompt(tasks[i % len(tasks)].view("deduction", rng)) for i in range(n)]
 
 
-def ours(policy: HFPolicy, batch: int, max_new: int, bf16: bool) -> tuple[int, float]:
-    policy.gen_cfg = policy.gen_cfg.model_copy(update={"batch_size": batch, "bf16_autocast": bf16})
+def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: dict) -> tuple[int, float]:
+    policy.gen_cfg = policy.gen_cfg.model_copy(update={"batch_size": batch, "bf16_autocast": bf16, **variant})
     params = SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=batch)
     t0 = time.perf_counter()
-    out = policy.generate(prompts(batch), params)
+    out = policy.generate(chats, params)
     return sum(len(c.token_ids) for row in out for c in row), time.perf_counter() - t0
 
 
-def hf_generate(policy: HFPolicy, batch: int, max_new: int) -> tuple[int, float]:
-    tok = policy.tokenizer
-    tok.padding_side = "left"
-    texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in prompts(batch)]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    torch.manual_seed(batch)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = policy.model.generate(
-            **enc,
-            do_sample=True,
-            temperature=1.0,
-            top_p=1.0,
-            top_k=0,
-            max_new_tokens=max_new,
-            pad_token_id=tok.pad_token_id,
-        )
-    elapsed = time.perf_counter() - t0
-    new = out[:, enc["input_ids"].shape[1] :]
-    tokens = 0
-    for row in new.tolist():
-        n = len(row)
-        for j, t in enumerate(row):
-            if t in policy.eos_ids:
-                n = j + 1
-                break
-        tokens += n
-    return tokens, elapsed
-
-
-def llama_cpp_single_stream(max_new: int) -> float | None:
+def llama_cpp_single_stream(chat, max_new: int) -> float | None:
     """Measured llama.cpp tok/s when llama-cpp-python is importable, else None."""
     if importlib.util.find_spec("llama_cpp") is None:
         return None
@@ -89,48 +69,69 @@ def llama_cpp_single_stream(max_new: int) -> float | None:
 
     from gasp_rl.backends.embedded import embedded_gguf_path
 
-    llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=1024, verbose=False, seed=1)
+    llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=1024, n_threads=2, verbose=False, seed=1)
     t0 = time.perf_counter()
-    out = llm.create_chat_completion(messages=prompts(1)[0], max_tokens=max_new, temperature=1.0)
+    out = llm.create_chat_completion(messages=chat, max_tokens=max_new, temperature=1.0)
     return out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--batches", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--prompts-per-batch", type=float, default=2.0, help="prompts per call = this x batch")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--precisions", nargs="+", default=["float32", "bf16"], choices=["float32", "bf16"])
     args = ap.parse_args()
     policy = HFPolicy.from_config(Config())
-    ours(policy, 2, 8, False)  # warm-up
+    auto = resolve_precision("auto", policy.device)
     print(
-        f"embedded SmolLM2-135M, {args.max_new_tokens} new tokens, temperature 1.0, torch threads {torch.get_num_threads()}"
+        f"embedded SmolLM2-135M, deduction prompts, {args.max_new_tokens} new tokens, temperature 1.0, "
+        f"torch threads {torch.get_num_threads()}, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"auto picks {auto.name} ({auto.reason})"
     )
-    print(f"{'batch':>5} | {'ours fp32':>10} | {'ours bf16':>10} | {'hf generate':>11} | ours best / hf")
-    best: dict[int, float] = {}
+    run(policy, deduction_prompts(2), 2, 4, False, VARIANTS["after (continuous)"])  # warm-up
+    best_after: dict[int, float] = {}
     for b in args.batches:
-        n32, t32 = ours(policy, b, args.max_new_tokens, False)
-        n16, t16 = ours(policy, b, args.max_new_tokens, True)
-        nh, th = hf_generate(policy, b, args.max_new_tokens)
-        r32, r16, rh = n32 / t32, n16 / t16, nh / th
-        best[b] = max(r32, r16)
-        print(f"{b:>5} | {r32:>6.1f} tok/s | {r16:>6.1f} tok/s | {rh:>7.1f} tok/s | {best[b] / rh:.2f}x")
-    top = best[max(best)]
-    measured = llama_cpp_single_stream(args.max_new_tokens)
-    if measured is not None:
-        print(f"llama.cpp single stream, measured side by side: {measured:.1f} tok/s")
-        print(
-            f"batch {max(best)} (ours, best) / llama.cpp single stream = {top / measured:.2f}x (target >= 1.5x)"
+        chats = deduction_prompts(int(b * args.prompts_per_batch))
+        prompt_tokens = sum(len(policy.encode_chat(c)) for c in chats)
+        print(f"\nbatch {b}: {len(chats)} prompts, {prompt_tokens} prompt tokens")
+        print(f"  {'variant':<24} {'precision':<9} {'useful tok':>10} {'seconds':>8} {'tok/s':>7}")
+        rates: dict[tuple[str, str], float] = {}
+        for name in args.variants:
+            for prec in args.precisions:
+                n, t = run(policy, chats, b, args.max_new_tokens, prec == "bf16", VARIANTS[name])
+                rates[(name, prec)] = n / t
+                stats = policy.last_generation_stats if VARIANTS[name]["engine"] == "continuous" else {}
+                where = (
+                    f"  [prefill {stats['prefill_s']:.1f}s decode {stats['decode_s']:.1f}s "
+                    f"sample+stop {stats['sample_and_stop_s']:.1f}s, {int(stats['decode_steps'])} steps, "
+                    f"prefix {int(stats['prefix_tokens'])} tok, refills {int(stats['refills'])}]"
+                    if stats
+                    else ""
+                )
+                print(f"  {name:<24} {prec:<9} {n:>10} {t:>8.1f} {n / t:>7.1f}{where}")
+        for prec in args.precisions:
+            before, after = rates.get(("before (static)", prec)), rates.get(("after (continuous)", prec))
+            if before and after:
+                print(f"  after / before, {prec}: {after / before:.2f}x")
+        best_after[b] = (
+            max(v for (name, _), v in rates.items() if name.startswith("after ("))
+            if any(name.startswith("after (") for name, _ in rates)
+            else max(rates.values())
         )
+    top_b = max(best_after)
+    top = best_after[top_b]
+    measured = llama_cpp_single_stream(deduction_prompts(1)[0], args.max_new_tokens)
+    if measured is not None:
+        print(f"\nllama.cpp single stream (2 threads), measured side by side: {measured:.1f} tok/s")
+        print(f"batch {top_b} (after, best precision) / llama.cpp single stream = {top / measured:.2f}x")
     else:
         lo, hi = LLAMA_CPP_REFERENCE
-        mid = (lo + hi) / 2
         print(
-            f"llama.cpp single stream: NOT MEASURED SIDE BY SIDE (llama-cpp-python not installed); "
-            f"reference {lo:.0f}-{hi:.0f} tok/s from MEASUREMENTS.md"
-        )
-        print(
-            f"batch {max(best)} (ours, best) / llama.cpp reference = {top / mid:.2f}x at the midpoint "
-            f"({top / hi:.2f}x-{top / lo:.2f}x over the range; target >= 1.5x)"
+            f"\nllama.cpp single stream: NOT MEASURED (llama-cpp-python not installed); reference "
+            f"{lo:.0f}-{hi:.0f} tok/s from MEASUREMENTS.md -> batch {top_b} after = "
+            f"{top / hi:.2f}x-{top / lo:.2f}x of it"
         )
 
 

@@ -152,3 +152,71 @@ def test_policy_embedding_does_not_depend_on_batch_or_padding_side(policy) -> No
             assert np.allclose(alone, batched, atol=1e-4)
     finally:
         policy.tokenizer.padding_side = side
+
+
+# ---------------------------------------------------------------- the continuous engine (issue 14)
+SHARED = [
+    {"role": "system", "content": "You are a careful Python tutor. Answer briefly, with code when asked."},
+    {"role": "user", "content": "What does len([1, 2, 3]) return?"},
+    {"role": "assistant", "content": "It returns 3."},
+]
+TOPICS = ["adds two numbers", "reverses a string", "squares each item of a list", "counts vowels", "is empty"]
+SHARED_CHATS = [[*SHARED, {"role": "user", "content": f"Write a Python function that {t}."}] for t in TOPICS]
+
+
+def _run(policy, chats, params, **gen):  # type: ignore[no-untyped-def]
+    saved = policy.gen_cfg
+    policy.gen_cfg = saved.model_copy(update=gen)
+    try:
+        return [(c.text, c.token_ids, c.finish_reason) for row in policy.generate(chats, params) for c in row]
+    finally:
+        policy.gen_cfg = saved
+
+
+def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -> None:  # type: ignore[no-untyped-def]
+    """Greedy text and tokens are byte-identical with the shared-prefix cache and continuous refill
+    (batch 3 < 10 rows, so rows join a running batch) and without them (the static engine)."""
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=24, stop=["\n\n"])
+    static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=3)
+    from gasp_rl.backends.hf import _MIN_SHARED_PREFIX, _common_prefix_len
+
+    encoded = [policy.encode_chat(c) for c in SHARED_CHATS]
+    assert _common_prefix_len(encoded) >= _MIN_SHARED_PREFIX  # a prefix long enough to be cached
+    for prefix_cache in (True, False):
+        for refill in (True, False):
+            fast = _run(
+                policy,
+                SHARED_CHATS,
+                params,
+                engine="continuous",
+                batch_size=3,
+                prefix_cache=prefix_cache,
+                refill=refill,
+            )
+            assert fast == static, (prefix_cache, refill)
+
+
+def test_per_row_seeded_sampling_is_unchanged_by_the_engine(policy) -> None:  # type: ignore[no-untyped-def]
+    params = SamplingParams(n=2, temperature=0.8, max_new_tokens=16, seed=21)
+    static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=4)
+    fast = _run(policy, SHARED_CHATS, params, engine="continuous", batch_size=3)
+    assert fast == static
+    alone = _run(policy, SHARED_CHATS[1:2], params, engine="continuous", batch_size=3)
+    assert alone == fast[2:4]  # a row's tokens do not depend on the rows beside it
+
+
+def test_stop_pattern_ends_after_the_match_and_keeps_it(policy) -> None:  # type: ignore[no-untyped-def]
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=40)
+    full = policy.generate([CHAT], greedy)[0][0]
+    lines = full.text.split("\n")
+    assert len(lines) > 2 and lines[0].strip()
+    pattern = "(?m)^" + __import__("re").escape(lines[0]) + "$"
+    for engine in ("continuous", "static"):
+        (text, tokens, reason), *_ = _run(
+            policy,
+            [CHAT],
+            SamplingParams(n=1, temperature=0.0, max_new_tokens=40, stop_pattern=pattern),
+            engine=engine,
+        )
+        assert reason == "stop" and text == lines[0]
+        assert tokens == full.token_ids[: len(tokens)] and len(tokens) < len(full.token_ids)

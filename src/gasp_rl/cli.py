@@ -21,6 +21,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _entry() -> None:
+    """Runs before every command: library progress bars only on a terminal, dependency warnings we
+    cannot act on filtered (gasp_rl._quiet)."""
+    from gasp_rl import _quiet
+
+    _quiet.configure()
+
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 ArgsOpt = typer.Argument(None, help="[CONFIG.yaml] [key.sub=value ...]", show_default=False)
 
@@ -190,14 +200,30 @@ def config(args: list[str] | None = ArgsOpt) -> None:
 
 
 @app.command()
-def info() -> None:
-    """What this machine offers: sandbox isolation layers, embedded model, optional extras."""
+def info(args: list[str] | None = ArgsOpt) -> None:
+    """What this machine offers: sandbox isolation layers, the precision the policy computes in (and
+    why), optional extras.  Takes the same [CONFIG.yaml] [key=value ...] as the run commands."""
+    from gasp_rl.precision import describe as describe_precision
     from gasp_rl.sandbox.isolation import describe_isolation
 
+    cfg = _config(args)
     typer.echo(describe_isolation())
+    for line in describe_precision(cfg):
+        typer.echo(f"precision: {line}")
     import importlib.util
 
-    for mod in ("torch", "transformers", "trl", "vllm", "verl", "ray", "llama_cpp", "tensorboard", "wandb"):
+    for mod in (
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "vllm",
+        "verl",
+        "ray",
+        "llama_cpp",
+        "tensorboard",
+        "wandb",
+    ):
         typer.echo(f"{mod:>14}: {'available' if importlib.util.find_spec(mod) else 'not installed'}")
 
 

@@ -36,7 +36,11 @@ class ModelConfig(_Section):
     )
     backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
     device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weight dtype.  'auto' = float32 master weights on every device (the policy also "
+        "learns); bf16 compute is chosen by generation/trainer.bf16_autocast (gasp info shows it).",
+    )
     cache_dir: str = "~/.cache/gasp-rl"
     trust_remote_code: bool = False
     max_context: int = Field(2048, gt=0, description="Prompt + completion tokens allowed.")
@@ -65,10 +69,27 @@ class GenerationConfig(_Section):
         128, gt=0, description="Completion budget of teacher and student rollouts (CPU demo: 128)."
     )
     batch_size: int = Field(32, gt=0, description="Sequences generated together by the HF backend.")
-    bf16_autocast: bool = Field(
-        True,
+    bf16_autocast: Literal["auto"] | bool = Field(
+        "auto",
         description="HF backend: run the transformer body under bf16 autocast while sampling (the "
-        "vocabulary projection and log-probs stay float32).",
+        "vocabulary projection and log-probs stay float32).  'auto' = only where the device computes "
+        "bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else float32 (gasp info).",
+    )
+    engine: Literal["continuous", "static"] = Field(
+        "continuous",
+        description="HF backend sampler: 'continuous' (shared-prefix KV cache, finished rows refilled "
+        "with waiting ones, incremental stop checks) or 'static' (the earlier loop: fixed chunks of "
+        "batch_size rows, kept to measure against).  Both give the same greedy text.",
+    )
+    prefix_cache: bool = Field(
+        True,
+        description="engine=continuous: prefill the token prefix shared by a call's prompts (system "
+        "prompt + worked examples) once and reuse its KV cache for every row.",
+    )
+    refill: bool = Field(
+        True,
+        description="engine=continuous: when rows finish, waiting rows join the running batch "
+        "(continuous batching) instead of waiting for its longest row.",
     )
 
 
@@ -82,8 +103,27 @@ class TrainerConfig(_Section):
     kl_coef: float = Field(0.0, ge=0, description="KL to the reference policy; off by default as in AZR.")
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
     micro_batch_size: int = Field(
-        2, gt=0, description="Sequences per forward/backward (gradient accumulation)."
+        2, gt=0, description="Rows per learner micro-batch when micro_batch_tokens is 0."
     )
+    micro_batch_tokens: int = Field(
+        2048,
+        ge=0,
+        description="Learner micro-batches by token budget: as many rows (sorted by length) as fit in "
+        "this many padded tokens (rows x longest row), at least one; bounds memory and time per "
+        "backward whatever the lengths.  0 = micro_batch_size rows.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in backward (less memory, ~30% more time).  Off by default: "
+        "the token budget already bounds memory on the CPU model; turn on for large models.",
+    )
+    lora_rank: int = Field(
+        0,
+        ge=0,
+        description="0 = full fine-tune (the paper).  >0: train LoRA adapters of this rank on every "
+        "linear layer through peft (pip install 'gasp-rl[lora]'); checkpoints hold merged weights.",
+    )
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank).")
     ppo_mini_batch_size: int = Field(
         0,
         ge=0,
@@ -105,7 +145,11 @@ class TrainerConfig(_Section):
         "response tokens (long answers weigh more).",
     )
     max_grad_norm: float = Field(1.0, gt=0)
-    bf16_autocast: bool = True
+    bf16_autocast: Literal["auto"] | bool = Field(
+        "auto",
+        description="bf16 autocast for the learner's forward/backward: true, false, or 'auto' = only "
+        "where the device computes bf16 natively (as generation.bf16_autocast).",
+    )
     advantage_eps: float = Field(1e-6, gt=0)
     seed: int = Field(
         0,

@@ -28,6 +28,10 @@ class SamplingParams:
     top_p: float = 1.0
     max_new_tokens: int = 256
     stop: list[str] = field(default_factory=list)
+    # A regular expression: the completion ends at the end of its first match, the match kept (the
+    # teacher stops after its `Message:` line).  Only a saving: backends that cannot (openai, vllm)
+    # ignore it, so callers must parse the same result from the longer text.
+    stop_pattern: str = ""
     seed: int | None = None
     logprobs: bool = False
     purpose: str = (

@@ -29,7 +29,7 @@ import numpy as np
 
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
 from gasp_rl.config import Config
-from gasp_rl.core import prompts
+from gasp_rl.core import parsing, prompts
 from gasp_rl.core.jobs import Job
 from gasp_rl.core.rewards import CORRECT, azr_proposer_reward, azr_solver_reward
 from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
@@ -87,6 +87,7 @@ class AZR:
                     1,
                     self.cfg.generation.max_new_tokens,
                     seed=rng.randrange(2**31),
+                    stop_pattern=parsing.STOP_AFTER_MESSAGE_LINE,
                     # the prefill starts a program; an induction proposer writes none
                     prefill="" if induction else self.cfg.gasp.proposal_prefill,
                 )

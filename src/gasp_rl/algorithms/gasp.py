@@ -27,7 +27,7 @@ import numpy as np
 
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
 from gasp_rl.config import Config, RewardShape
-from gasp_rl.core import prompts
+from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
 from gasp_rl.core.tasks import Problem
 
@@ -115,6 +115,7 @@ class GASP:
                 1,
                 self.cfg.generation.max_new_tokens,
                 seed=rng.randrange(2**31),
+                stop_pattern=parsing.STOP_AFTER_MESSAGE_LINE,
                 prefill=self.g.proposal_prefill,
             )
             for c, o in zip(cands, outs):

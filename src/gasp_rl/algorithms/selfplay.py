@@ -178,6 +178,7 @@ class SelfPlayKit:
         seed: int,
         prefill: str = "",
         stop: list[str] | None = None,
+        stop_pattern: str = "",
     ) -> list[list[Completion]]:
         """``n`` completions per chat.  With a ``prefill`` the answer starts with it, written for
         the model (it conditions the policy like the prompt does); the returned text includes it,
@@ -189,6 +190,7 @@ class SelfPlayKit:
             top_p=g.top_p,
             max_new_tokens=max_new_tokens,
             stop=list(stop or []),
+            stop_pattern=stop_pattern,
             seed=seed,
             logprobs=False,  # the learner recomputes them (see update)
             purpose=purpose,

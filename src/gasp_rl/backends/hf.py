@@ -19,10 +19,13 @@ agree to ~1e-4 when they use the same precision.
 
 from __future__ import annotations
 
+import collections
+import inspect
 import json
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -39,6 +42,8 @@ from gasp_rl.backends.embedded import resolve_model_path
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
 from gasp_rl.config import Config, GenerationConfig, ModelConfig, TrainerConfig
 from gasp_rl.errors import ContextLengthError, ModelLoadError
+from gasp_rl.precision import Precision
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import Chat, Completion, PolicySample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str) -> torch.dtype:
+    """``model.dtype`` -> torch dtype; ``auto`` keeps float32 master weights (see
+    :mod:`gasp_rl.precision`)."""
     return {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}.get(
         name, torch.float16
     )
@@ -157,6 +164,115 @@ def _choose_tokens(
     return picks[:, 0]
 
 
+def _cache_kwarg(body: Any) -> str:
+    """transformers 5.x names the KV cache argument ``cache`` (``past_key_values`` is deprecated and
+    warns); older or remote-code models still take ``past_key_values``."""
+    forward = type(body).forward
+    name = _CACHE_KWARG.get(forward)
+    if name is None:
+        params = inspect.signature(forward).parameters
+        name = "cache" if "cache" in params else "past_key_values"
+        _CACHE_KWARG[forward] = name
+    return name
+
+
+_CACHE_KWARG: dict[Any, str] = {}
+
+#: Tokens decoded at the end of a row to look for a stop string (plus the longest stop's length).
+_STOP_TAIL_TOKENS = 8
+#: A shared prompt prefix shorter than this is not worth its own forward pass.
+_MIN_SHARED_PREFIX = 16
+
+
+def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
+
+
+def _pad_left_time(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """Zero-pad ``t`` on the left of dimension ``dim`` up to ``width``."""
+    missing = width - t.shape[dim]
+    if missing <= 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+@dataclass
+class _Batch:
+    """The live state of the continuous sampler: rows, their KV cache, attention mask, the next
+    position of each row and the logits from which each row's next token is chosen."""
+
+    rows: list[_Row]
+    cache: Any
+    mask: torch.Tensor
+    next_pos: torch.Tensor
+    logits: torch.Tensor
+
+    def select(self, index: list[int]) -> None:
+        idx = torch.tensor(index, device=self.mask.device)
+        self.cache.batch_select_indices(idx)
+        self.rows = [self.rows[i] for i in index]
+        self.mask, self.next_pos, self.logits = self.mask[idx], self.next_pos[idx], self.logits[idx]
+        self.trim()
+
+    def trim(self) -> None:
+        """Drop leading cache columns that no remaining row attends to (padding of rows gone)."""
+        used = self.mask.any(dim=0).nonzero()
+        start = int(used[0, 0]) if used.numel() else 0
+        if start > 0:
+            for layer in self.cache.layers:
+                layer.keys = layer.keys[:, :, start:, :]
+                layer.values = layer.values[:, :, start:, :]
+            self.mask = self.mask[:, start:]
+
+    def merge(self, other: _Batch) -> None:
+        """Append ``other``'s rows; the shorter cache is left-padded (masked) to the longer one's width."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat(
+                [_pad_left_time(mine.keys, width, 2), _pad_left_time(theirs.keys, width, 2)]
+            )
+            mine.values = torch.cat(
+                [_pad_left_time(mine.values, width, 2), _pad_left_time(theirs.values, width, 2)]
+            )
+        self.mask = torch.cat([_pad_left_time(self.mask, width, 1), _pad_left_time(other.mask, width, 1)])
+        self.rows = self.rows + other.rows
+        self.next_pos = torch.cat([self.next_pos, other.next_pos])
+        self.logits = torch.cat([self.logits, other.logits])
+
+
+def micro_batches(sizes: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Split row indices ``0..n-1`` (rows in the given order, ideally sorted by length) into
+    micro-batches: consecutive rows while ``rows x longest row <= max_tokens`` (at least one row per
+    micro-batch); with ``max_tokens == 0``, ``max_rows`` rows each."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i, size in enumerate(sizes):
+        if max_tokens > 0:
+            fits = (len(current) + 1) * max(longest, size) <= max_tokens
+        else:
+            fits = len(current) < max_rows
+        if current and not fits:
+            chunks.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def _find_stop(text: str, stops: Sequence[str], start: int) -> int:
     """Earliest index >= ``start`` (roughly) where a stop string begins, or -1."""
     best = -1
@@ -195,6 +311,30 @@ class HFPolicy:
         self._reference: Any = None
         self.steps = 0
         self._warned_no_template = False
+        #: where the last continuous-engine generate call spent its time (seconds, counts)
+        self.last_generation_stats: collections.Counter[str] = collections.Counter()
+        if self.train_cfg.lora_rank > 0:
+            self.model = _with_lora(model, self.train_cfg)
+        if self.train_cfg.gradient_checkpointing:
+            enable = getattr(self.model, "activation_checkpointing_enable", None)
+            if enable is not None:  # transformers >= 5.x
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
+        for what, prec in (("sampling", self.gen_precision), ("learning", self.train_precision)):
+            log.info("%s in %s (%s)", what, prec.name, prec.reason)
+
+    @property
+    def gen_precision(self) -> Precision:
+        """``generation.bf16_autocast`` resolved for this device (the probe is cached)."""
+        return resolve_precision(self.gen_cfg.bf16_autocast, self.device)
+
+    @property
+    def train_precision(self) -> Precision:
+        """``trainer.bf16_autocast`` resolved for this device."""
+        return resolve_precision(self.train_cfg.bf16_autocast, self.device)
 
     @classmethod
     def from_config(cls, cfg: Config) -> HFPolicy:
@@ -248,8 +388,8 @@ class HFPolicy:
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                past_key_values=cache,
                 use_cache=cache is not None,
+                **{_cache_kwarg(body): cache},
             )
         hidden = out.last_hidden_state[:, -keep:, :]
         with _autocast(self.device, False):
@@ -310,8 +450,11 @@ class HFPolicy:
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(order), size):
-                self._sample_chunk([rows[i] for i in order[start : start + size]], params)
+            if self.gen_cfg.engine == "static":
+                for start in range(0, len(order), size):
+                    self._sample_chunk([rows[i] for i in order[start : start + size]], params)
+            else:
+                self._sample_continuous([rows[i] for i in order], params)
         finally:
             self.model.train(was_training)
         results: list[list[Completion]] = [[] for _ in prompt_ids]
@@ -334,7 +477,7 @@ class HFPolicy:
     def _sample_chunk(self, rows: list[_Row], params: SamplingParams) -> None:
         from transformers import DynamicCache
 
-        autocast = self.gen_cfg.bf16_autocast
+        autocast = self.gen_precision.bf16
         prompts = sorted({r.prompt for r in rows})
         slot = {p: i for i, p in enumerate(prompts)}
         first = {r.prompt: r for r in rows}
@@ -347,6 +490,7 @@ class HFPolicy:
         next_pos = positions[select, -1] + 1
         active = list(rows)
         stops = [s for s in params.stop if s]
+        pattern = re.compile(params.stop_pattern) if params.stop_pattern else None
         for _ in range(max(r.max_new for r in rows)):
             logp = torch.log_softmax(logits, dim=-1)
             picks = _choose_tokens(logits, active, params.temperature, params.top_p)
@@ -355,7 +499,7 @@ class HFPolicy:
             for i, (row, tok, lp) in enumerate(zip(active, picks.tolist(), chosen)):
                 row.tokens.append(tok)
                 row.logprobs.append(lp)
-                if self._finished(row, tok, stops):
+                if self._finished_full_decode(row, tok, stops, pattern):
                     continue
                 keep.append(i)
             if not keep:
@@ -371,10 +515,11 @@ class HFPolicy:
             )[:, -1]
             next_pos = next_pos + 1
 
-    def _finished(self, row: _Row, token: int, stops: list[str]) -> bool:
-        """Record why ``row`` stops after ``token``, if it does.  The end-of-sequence token stays in
-        ``token_ids`` (the learner must see it to learn to stop) but not in the text; a stop string
-        truncates the text where it begins while the tokens keep everything sampled."""
+    def _finished_full_decode(
+        self, row: _Row, token: int, stops: list[str], pattern: re.Pattern[str] | None = None
+    ) -> bool:
+        """The static engine's check (``generation.engine=static``, kept to measure against): decodes
+        the whole row twice per token to look for a stop string."""
         if token in self.eos_ids:
             row.finish_reason = "stop"
             row.text = self._decode(row.tokens[:-1])
@@ -387,10 +532,180 @@ class HFPolicy:
                 row.finish_reason = "stop"
                 row.text = text[:at]
                 return True
+        if pattern is not None and self._pattern_stop(row, token, pattern):
+            return True
         if len(row.tokens) >= row.max_new:
             row.finish_reason = "length"
             return True
         return False
+
+    def _finished(
+        self, row: _Row, token: int, stops: list[str], tail: int, pattern: re.Pattern[str] | None
+    ) -> bool:
+        """Record why ``row`` stops after ``token``, if it does.  The end-of-sequence token stays in
+        ``token_ids`` (the learner must see it to learn to stop) but not in the text; a stop string
+        truncates the text where it begins while the tokens keep everything sampled.
+
+        Incremental: only the last ``tail`` tokens are decoded to look for a stop string (a stop
+        that ends in the newest token lies inside them); the whole row is decoded once, when one is
+        found, to cut the text exactly where :meth:`_finished_full_decode` would."""
+        if token in self.eos_ids:
+            row.finish_reason = "stop"
+            row.text = self._decode(row.tokens[:-1])
+            return True
+        if stops and any(s in self._decode(row.tokens[-tail:]) for s in stops):
+            text = self._decode(row.tokens)
+            previous = len(self._decode(row.tokens[:-1])) if len(row.tokens) > 1 else 0
+            at = _find_stop(text, stops, previous)
+            if at >= 0:
+                row.finish_reason = "stop"
+                row.text = text[:at]
+                return True
+        if pattern is not None and self._pattern_stop(row, token, pattern):
+            return True
+        if len(row.tokens) >= row.max_new:
+            row.finish_reason = "length"
+            return True
+        return False
+
+    def _pattern_stop(self, row: _Row, token: int, pattern: re.Pattern[str]) -> bool:
+        """``SamplingParams.stop_pattern``: checked when a line ends (the new token holds a newline);
+        the text keeps everything up to the end of the first match."""
+        if "\n" not in self._decode([token]):
+            return False
+        text = self._decode(row.tokens)
+        m = pattern.search(text)
+        if m is None:
+            return False
+        row.finish_reason = "stop"
+        row.text = text[: m.end()]
+        return True
+
+    @torch.inference_mode()
+    def _sample_continuous(self, rows: list[_Row], params: SamplingParams) -> None:
+        """The default engine: continuous batching over one shared-prefix KV cache.
+
+        - The token prefix that all prompts of the call share (system prompt, worked examples) is
+          prefilled once and its KV cache copied into every row (``generation.prefix_cache``).
+        - Up to ``generation.batch_size`` rows decode together; a finished row leaves at once and,
+          with ``generation.refill``, waiting rows are prefilled and join the running batch
+          instead of waiting for its longest row.
+        - Stop strings are looked for in the last few decoded tokens only.
+
+        Each row samples from its own generator, one uniform per token, so a row's tokens do not
+        depend on which rows share its batch or when it joined (greedy outputs equal the static
+        engine's; tests/test_backends_hf.py checks both).
+        """
+        size = self.gen_cfg.batch_size
+        autocast = self.gen_precision.bf16
+        stops = [s for s in params.stop if s]
+        tail = _STOP_TAIL_TOKENS + max((len(s) for s in stops), default=0)
+        pattern = re.compile(params.stop_pattern) if params.stop_pattern else None
+        clock = time.perf_counter
+        stats = self.last_generation_stats = collections.Counter()
+        t0 = clock()
+        prefix = self._shared_prefix(rows, autocast) if self.gen_cfg.prefix_cache else None
+        if prefix is not None:
+            stats["prefix_tokens"] = prefix[0]
+            stats["prefix_tokens_saved"] = prefix[0] * (len({r.prompt for r in rows}) - 1)
+        stats["prefill_s"] += clock() - t0
+        waiting = collections.deque(rows)
+        batch: _Batch | None = None
+        min_join = max(1, size // 4)  # refill in groups: each join costs one prefill forward
+        while waiting or batch is not None:
+            free = size - (len(batch.rows) if batch else 0)
+            if waiting and (batch is None or (self.gen_cfg.refill and free >= min(min_join, len(waiting)))):
+                t0 = clock()
+                group = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                joined = self._prefill(group, prefix, autocast)
+                if batch is None:
+                    batch = joined
+                else:
+                    batch.merge(joined)
+                    stats["refills"] += 1
+                stats["prefill_s"] += clock() - t0
+            assert batch is not None
+            t0 = clock()
+            logp = torch.log_softmax(batch.logits, dim=-1)
+            picks = _choose_tokens(batch.logits, batch.rows, params.temperature, params.top_p)
+            chosen = logp.gather(1, picks[:, None])[:, 0].tolist()
+            keep: list[int] = []
+            for i, (row, tok, lp) in enumerate(zip(batch.rows, picks.tolist(), chosen)):
+                row.tokens.append(tok)
+                row.logprobs.append(lp)
+                if not self._finished(row, tok, stops, tail, pattern):
+                    keep.append(i)
+            if not keep:
+                batch = None
+                stats["sample_and_stop_s"] += clock() - t0
+                continue
+            if len(keep) < len(batch.rows):
+                picks = picks[torch.tensor(keep, device=self.device)]
+                batch.select(keep)
+            batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
+            batch.logits = self._logits(
+                picks[:, None],
+                batch.mask,
+                batch.next_pos[:, None],
+                keep=1,
+                cache=batch.cache,
+                autocast=autocast,
+            )[:, -1]
+            batch.next_pos = batch.next_pos + 1
+
+    def _shared_prefix(self, rows: list[_Row], autocast: bool) -> tuple[int, list[Any]] | None:
+        """(length, per-layer (keys, values)) of the token prefix all distinct prompts share, or None
+        when there is none worth a forward pass.  The last token of every prompt stays out of it
+        (its logits start the completion)."""
+        from transformers import DynamicCache
+
+        prompts = list({r.prompt: r.prompt_ids for r in rows}.values())
+        if len(prompts) < 2:
+            return None  # one prompt's n samples already share its prefill
+        n = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
+        if n < _MIN_SHARED_PREFIX:
+            return None
+        ids = torch.tensor([prompts[0][:n]], dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ids)
+        positions = torch.arange(n, device=self.device)[None, :]
+        cache = DynamicCache()
+        self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast)
+        if not all(hasattr(layer, "keys") and layer.keys.dim() == 4 for layer in cache.layers):
+            return None  # not a plain (batch, heads, time, dim) cache: no prefix sharing
+        return n, [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _prefill(self, group: list[_Row], prefix: tuple[int, list[Any]] | None, autocast: bool) -> _Batch:
+        """Prefill the distinct prompts of ``group`` (on top of the shared prefix cache, when there is
+        one) and return them as a batch with one row per completion."""
+        from transformers import DynamicCache
+
+        prompts = sorted({r.prompt for r in group})
+        slot = {p: i for i, p in enumerate(prompts)}
+        first = {r.prompt: r for r in group}
+        if prefix is None:
+            ids, mask, positions = self._left_pad([first[p].prompt_ids for p in prompts])
+            cache = DynamicCache()
+        else:
+            n, layers = prefix
+            ids, mask, positions = self._left_pad([first[p].prompt_ids[n:] for p in prompts])
+            positions = positions + n
+            k = len(prompts)
+            cache = DynamicCache(
+                ddp_cache_data=[(kk.expand(k, -1, -1, -1), vv.expand(k, -1, -1, -1)) for kk, vv in layers]
+            )
+            mask = torch.cat([mask.new_ones((k, n)), mask], dim=1)
+        logits = self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast)[:, -1]
+        select = torch.tensor([slot[r.prompt] for r in group], device=self.device)
+        cache.batch_select_indices(select)
+        batch = _Batch(
+            rows=list(group),
+            cache=cache,
+            mask=mask[select],
+            next_pos=positions[select, -1] + 1,
+            logits=logits[select],
+        )
+        batch.trim()
+        return batch
 
     # ---------------------------------------------------------------------------- log-probs
     def _batch_logprobs(
@@ -423,9 +738,11 @@ class HFPolicy:
         """Per-token log-probs of each completion under the current policy (float32, no autocast),
         the same quantity :meth:`generate` reports."""
         out: list[list[float]] = []
+        cfg = self.train_cfg
+        sizes = [len(s.prompt_token_ids) + len(s.completion_token_ids) for s in samples]
         with torch.inference_mode():
-            for start in range(0, len(samples), self.train_cfg.micro_batch_size):
-                chunk = samples[start : start + self.train_cfg.micro_batch_size]
+            for idx in micro_batches(sizes, cfg.micro_batch_size, cfg.micro_batch_tokens):
+                chunk = [samples[i] for i in idx]
                 logp, _ = self._batch_logprobs(chunk, autocast=False)
                 for row, s in zip(logp.tolist(), chunk):
                     n = len(s.completion_token_ids)
@@ -484,8 +801,10 @@ class HFPolicy:
         optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "clip": 0.0, "ratio": 0.0, "kl": 0.0, "tokens": 0.0, "trained_tokens": 0.0}
         try:
-            for start in range(0, len(work), cfg.micro_batch_size):
-                chunk_idx = work[start : start + cfg.micro_batch_size]
+            sizes = [len(samples[i].prompt_token_ids) + lengths[i] for i in work]
+            for chunk_pos in micro_batches(sizes, cfg.micro_batch_size, cfg.micro_batch_tokens):
+                chunk_idx = [work[k] for k in chunk_pos]
+                metrics["micro_batches"] = metrics.get("micro_batches", 0.0) + 1.0
                 self._micro_step(
                     [samples[i] for i in chunk_idx], [weights[i] for i in chunk_idx], reference, sums
                 )
@@ -518,7 +837,7 @@ class HFPolicy:
         self, chunk: list[PolicySample], weights: list[float], reference: Any, sums: dict[str, float]
     ) -> None:
         cfg = self.train_cfg
-        logp, valid = self._batch_logprobs(chunk, autocast=cfg.bf16_autocast)
+        logp, valid = self._batch_logprobs(chunk, autocast=self.train_precision.bf16)
         width = logp.shape[1]
         adv = torch.tensor([_right_align(_adv_list(s), width) for s in chunk], device=self.device)
         if any(s.old_logprobs is None for s in chunk):
@@ -537,7 +856,7 @@ class HFPolicy:
         kl = torch.zeros_like(loss_tok)
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _ = self._batch_logprobs(chunk, autocast=cfg.bf16_autocast, model=reference)
+                ref_logp, _ = self._batch_logprobs(chunk, autocast=self.train_precision.bf16, model=reference)
             kl = kl_k3(logp, ref_logp)
             loss_tok = loss_tok + cfg.kl_coef * kl
         w = torch.tensor(weights, device=self.device)[:, None] * valid
@@ -559,7 +878,14 @@ class HFPolicy:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
         try:
-            self.model.save_pretrained(str(tmp), safe_serialization=True)
+            if self.lora:  # a checkpoint is a whole model (eval loads it): save merged weights
+                import copy
+
+                copy.deepcopy(self.model).merge_and_unload().save_pretrained(
+                    str(tmp), safe_serialization=True
+                )
+            else:
+                self.model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))
             if self._optimizer is not None:
                 torch.save(self._optimizer.state_dict(), tmp / OPTIMIZER_FILE)
@@ -574,6 +900,12 @@ class HFPolicy:
         (or any ``save_pretrained`` directory of the same architecture) into the live model."""
         src = Path(path)
         state = _read_safetensors_dir(src)
+        if self.lora:
+            self._load_merged_into_lora(state)
+            state_file = src / LEARNER_STATE_FILE
+            if state_file.is_file():
+                self.steps = int(json.loads(state_file.read_text(encoding="utf-8")).get("steps", 0))
+            return
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         loaded_ptrs = {p.data_ptr() for name, p in self.model.state_dict().items() if name in state}
         truly_missing = [k for k in missing if self.model.state_dict()[k].data_ptr() not in loaded_ptrs]
@@ -589,12 +921,62 @@ class HFPolicy:
         if state_file.is_file():
             self.steps = int(json.loads(state_file.read_text(encoding="utf-8")).get("steps", 0))
 
+    @property
+    def lora(self) -> bool:
+        return self.train_cfg.lora_rank > 0
+
+    def _load_merged_into_lora(self, state: dict[str, torch.Tensor]) -> None:
+        """A checkpoint holds merged weights: load them into the base layers and zero the adapters'
+        B matrices, so the live policy equals the checkpoint.  The optimizer starts afresh (its
+        moments belonged to the adapters before the merge)."""
+        live = self.model.get_base_model()
+        names = dict(live.named_parameters())
+        names.update(dict(live.named_buffers()))
+        unmatched = []
+        with torch.no_grad():
+            for key, value in state.items():
+                candidates = (
+                    key,
+                    key.replace(".weight", ".base_layer.weight"),
+                    key.replace(".bias", ".base_layer.bias"),
+                )
+                target = next((names[c] for c in candidates if c in names), None)
+                if target is None:
+                    unmatched.append(key)
+                    continue
+                target.copy_(value.to(target.dtype))
+            for name, p in live.named_parameters():
+                if "lora_B" in name:
+                    p.zero_()
+        tied = {"lm_head.weight"}
+        if [k for k in unmatched if k not in tied]:
+            raise ModelLoadError(f"checkpoint does not match the LoRA model: unexpected {unmatched[:5]}")
+        self._optimizer = None
+
     def close(self) -> None:
         self._optimizer = None
         self._reference = None
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _with_lora(model: Any, cfg: TrainerConfig) -> Any:
+    """``model`` with LoRA adapters of rank ``cfg.lora_rank`` on every linear layer (peft).  The
+    adapters live inside the model's modules, so generation samples from the adapted policy."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ModelLoadError(
+            f"trainer.lora_rank={cfg.lora_rank} needs the peft package: pip install 'gasp-rl[lora]' "
+            "(or set trainer.lora_rank=0 for a full fine-tune)"
+        ) from None
+    config = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear"
+    )
+    wrapped = get_peft_model(model, config)
+    wrapped.eval()
+    return wrapped
+
+
 def _adv_list(s: PolicySample) -> list[float]:
     n = len(s.completion_token_ids)
     if isinstance(s.advantage, int | float):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gasp_rl.config import Config
+from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import SFTExample
 
 
@@ -85,7 +86,7 @@ class TrlTrainer:
             "save_strategy": "no",
             "report_to": [],
             "disable_tqdm": True,
-            "bf16": tr.bf16_autocast,
+            "bf16": resolve_precision(tr.bf16_autocast, "cpu" if on_cpu else "cuda").bf16,
             "use_cpu": on_cpu,
             "seed": seed,
             "data_seed": seed,
@@ -306,7 +307,7 @@ class TrlSFTFinetuner:
             save_strategy="no",
             report_to=[],
             disable_tqdm=True,
-            bf16=self.policy.train_cfg.bf16_autocast is True,
+            bf16=resolve_precision(self.policy.train_cfg.bf16_autocast, "cpu" if on_cpu else "cuda").bf16,
             use_cpu=on_cpu,
             seed=settings.seed,
             data_seed=settings.seed,
@@ -392,7 +393,7 @@ class PolicyFinetuner(TrlSFTFinetuner):
         opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
         ramp = max(1, min(5, len(batches) // 4))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / ramp))
-        autocast = bool(getattr(policy, "learner_autocast", policy.train_cfg.bf16_autocast is True))
+        autocast = policy.train_precision.bf16  # trainer.bf16_autocast resolved for the device
         history: list[dict[str, float]] = []
         t0 = time.perf_counter()
         policy.model.train()

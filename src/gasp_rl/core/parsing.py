@@ -598,6 +598,15 @@ def parse_proposal(
 #: Proposals cannot stop there: their inputs and message follow the block.
 STOP_AFTER_CODE_BLOCK = ["\n```\n"]
 
+#: ``SamplingParams.stop_pattern`` of a teacher proposal: the reply ends after its ``Message:`` line,
+#: once a closed code block and an ``Inputs`` / ``Input`` line came before it, i.e. as soon as
+#: :func:`parse_proposal` has everything it reads (the message is the first message line, inputs
+#: are the lines before it).  The cut text keeps the whole message line.
+STOP_AFTER_MESSAGE_LINE = (
+    r"(?ims)^```[ \t]*$.*?^[ \t>*\-+]*(?:\d+[.)]\s*)?\**[ \t]*inputs?\b[^\n]*$.*?"
+    r"^[ \t>*\-]*\**[ \t]*(?:message|hint)[ \t]*\**[ \t]*:\**[ \t]*\S[^\n]*(?=\n)"
+)
+
 _ANSWER_LINE = re.compile(r"^[ \t>*\-]*\**\s*answer\s*\**\s*:\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 

@@ -1,0 +1,76 @@
+"""Quiet logs (issue 14, item 6): no library progress bars off a terminal, dependency warnings filtered once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+# Loads the embedded model and saves it: transformers draws `Loading weights` and `Writing model
+# shards` bars for exactly this.  With `--via-cli` the script first goes through the gasp CLI entry.
+SCRIPT = r"""
+import sys, tempfile
+if sys.argv[1] == "--via-cli":
+    from gasp_rl.cli import app
+    app(["config"], standalone_mode=False)
+from gasp_rl.backends.hf import HFPolicy
+from gasp_rl.config import Config
+from gasp_rl.seams import SamplingParams
+policy = HFPolicy.from_config(Config())
+policy.generate([[{"role": "user", "content": "hi"}]], SamplingParams(n=1, max_new_tokens=2, temperature=0))
+with tempfile.TemporaryDirectory() as d:
+    policy.save(d)
+"""
+
+BARS = ("Loading weights", "Writing model shards", "it/s]")
+
+
+def _stderr(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")}
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    )
+    return done.stderr
+
+
+@pytest.mark.slow
+def test_a_non_terminal_gasp_run_draws_no_library_progress_bars() -> None:
+    raw = _stderr("--direct")
+    assert any(b in raw for b in BARS), raw[-500:]  # the libraries do draw them without the CLI entry
+    quiet = _stderr("--via-cli")
+    assert not any(b in quiet for b in BARS), quiet[-2000:]
+    assert "FutureWarning" not in quiet
+
+
+def test_configure_filters_once_and_keeps_bars_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import warnings
+
+    from gasp_rl import _quiet
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    with warnings.catch_warnings():
+        _quiet.configure(Tty())
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ  # a terminal keeps its bars
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            _quiet.configure(Tty())  # re-applied after "always": filters go in front
+            warnings.warn("`past_key_values` is deprecated and will be removed", FutureWarning, stacklevel=1)
+            warnings.warn("ours: something the user can act on", UserWarning, stacklevel=1)
+        assert [str(w.message) for w in seen] == ["ours: something the user can act on"]
+    assert not _quiet.progress_bars_wanted(io.StringIO())
