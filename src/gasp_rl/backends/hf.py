@@ -642,6 +642,8 @@ class HFPolicy:
             if len(keep) < len(batch.rows):
                 picks = picks[torch.tensor(keep, device=self.device)]
                 batch.select(keep)
+            t1 = clock()
+            stats["sample_and_stop_s"] += t1 - t0
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=1)
             batch.logits = self._logits(
                 picks[:, None],
@@ -652,6 +654,9 @@ class HFPolicy:
                 autocast=autocast,
             )[:, -1]
             batch.next_pos = batch.next_pos + 1
+            stats["decode_s"] += clock() - t1
+            stats["decode_steps"] += 1
+            stats["decode_row_steps"] += len(batch.rows)
 
     def _shared_prefix(self, rows: list[_Row], autocast: bool) -> tuple[int, list[Any]] | None:
         """(length, per-layer (keys, values)) of the token prefix all distinct prompts share, or None
