@@ -446,20 +446,23 @@ class WarmupConfig(_Section):
     cache: bool = Field(True, description="Reuse warmed weights cached under model.cache_dir/warmup/<key>.")
     demos: dict[str, int] = Field(
         default_factory=lambda: {
-            "lemma": 48,
-            "lift": 24,
+            "lemma": 40,
+            "lift": 20,
             "one_step": 8,
             "azr": 12,
-            "induction": 64,
+            "induction": 56,
             "deduction": 40,
             "abduction": 40,
         },
         description="Demonstrations per kind: lemma, lift, one_step, azr, induction, deduction, abduction.",
     )
     programs_per_family: int = Field(6, gt=0, description="Programs drawn from each warm-up family.")
-    lr: float = Field(1e-4, gt=0, description="Learning rate (constant after a short warm-up ramp).")
+    lr: float = Field(2e-4, gt=0, description="Learning rate (constant after a short warm-up ramp).")
     epochs: int = Field(1, gt=0)
-    batch_size: int = Field(4, gt=0, description="Examples per optimizer step.")
+    batch_size: int = Field(8, gt=0, description="Examples per optimizer step (of similar lengths).")
+    micro_batch_tokens: int = Field(
+        4096, gt=0, description="Padded tokens per forward/backward of the fine-tune at most."
+    )
     max_length: int = Field(
         768, gt=0, description="Tokens of a demonstration at most (longer ones left out)."
     )

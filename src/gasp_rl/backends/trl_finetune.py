@@ -362,6 +362,9 @@ class PolicyFinetuner(TrlSFTFinetuner):
     ramp, ``batch_size`` examples per step), computed with the policy's own scoring path: the
     vocabulary projection runs on the completion positions only.
 
+    A step's rows go through the model together, left-padded (one row per forward was 4x slower
+    for the same tokens), in micro-batches of at most ``micro_batch_tokens`` padded tokens.
+
     Why it exists: TRL's ``SFTTrainer`` always scores through its fused LM head, whose chunked
     log-prob kernel has a fast path on Triton devices only; on a CPU it scores every position of
     every row and its backward dominated the step.  Measured on the embedded model (2 cores,
@@ -385,10 +388,17 @@ class PolicyFinetuner(TrlSFTFinetuner):
         for r in rows:
             n_prompt = r["completion_mask"].index(1)
             samples.append(PolicySample(r["input_ids"][:n_prompt], r["input_ids"][n_prompt:], 1.0))
-        order = list(range(len(samples)))
-        random.Random(settings.seed).shuffle(order)
-        batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-        batches = batches * settings.epochs
+        # steps of similar lengths (a 130-token student row and a 550-token proposal row padded into
+        # one forward would waste a third of it), taken in a seeded random order
+        by_length = sorted(
+            range(len(samples)),
+            key=lambda i: len(samples[i].prompt_token_ids) + len(samples[i].completion_token_ids),
+        )
+        batches = [
+            by_length[i : i + settings.batch_size] for i in range(0, len(by_length), settings.batch_size)
+        ]
+        rng = random.Random(settings.seed)
+        batches = [b for _ in range(settings.epochs) for b in rng.sample(batches, len(batches))]
         params = [p for p in policy.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
         ramp = max(1, min(5, len(batches) // 4))
@@ -402,8 +412,8 @@ class PolicyFinetuner(TrlSFTFinetuner):
                 chunk = [samples[i] for i in batch]
                 n_tok = sum(len(s.completion_token_ids) for s in chunk)
                 total = 0.0
-                for s in chunk:  # one row per forward: no padding between short and long rows
-                    logp, valid = policy._batch_logprobs([s], autocast=autocast)
+                for part in _token_chunks(chunk, settings.micro_batch_tokens):  # bounded memory per backward
+                    logp, valid = policy._batch_logprobs(part, autocast=autocast)
                     loss = -(logp * valid).sum() / n_tok
                     loss.backward()
                     total += float(loss.detach())
@@ -423,3 +433,20 @@ class PolicyFinetuner(TrlSFTFinetuner):
             policy.model.eval()
         return summarise_history(history, {"train_loss": sum(h["loss"] for h in history) / len(history)},
                                  len(rows), too_long, time.perf_counter() - t0)  # fmt: skip
+
+
+def _token_chunks(samples: list[Any], budget: int) -> list[list[Any]]:
+    """Consecutive groups of ``samples`` whose padded size (rows x longest row) fits ``budget``."""
+    out: list[list[Any]] = []
+    for s in samples:
+        n = len(s.prompt_token_ids) + len(s.completion_token_ids)
+        if (
+            out
+            and (len(out[-1]) + 1)
+            * max(n, *(len(x.prompt_token_ids) + len(x.completion_token_ids) for x in out[-1]))
+            <= budget
+        ):
+            out[-1].append(s)
+        else:
+            out.append([s])
+    return out
