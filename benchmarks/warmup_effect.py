@@ -4,7 +4,8 @@ Samples ``--prompts`` lemma proposals (random goalpost + axis, the run's prefill
 token budget) and validates them exactly as a run does (parse, safety, sandbox execution,
 determinism); each valid lemma gets ``gasp.n_student`` student induction attempts, and the
 printout counts how many land in the lemma band.  Then it runs the warm-up (ignoring the cache)
-and measures again, on the same prompts and seeds, side by side.
+and measures again, on the same prompts and seeds, side by side (``--retrain`` ignores a cached
+warm-up; its fine-tune time is printed either way).
 
     python benchmarks/warmup_effect.py                 # 32 prompts, default warm-up
     python benchmarks/warmup_effect.py --prompts 8 warmup.demos.lemma=8   # quick look
@@ -75,9 +76,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--retrain", action="store_true", help="fine-tune again even if the warm-up is cached")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    cfg = load_config(None, [*a.overrides, "warmup.cache=false"])
+    cfg = load_config(None, [*a.overrides, *(["warmup.cache=false"] if a.retrain else [])])
     policy, executor, embedder = build_seams(cfg)
     kit = SelfPlayKit(cfg, policy.generator, policy.learner, executor, embedder)
     goalposts = load_goalposts(cfg.gasp.goalposts)

@@ -96,7 +96,12 @@ class GenerationConfig(_Section):
 class TrainerConfig(_Section):
     """The clipped policy-gradient learner (SPEC 6)."""
 
-    lr: float = Field(1e-6, gt=0)
+    lr: float = Field(
+        1e-5,
+        gt=0,
+        description="Learning rate of the RL updates.  CPU demo: 1e-5 (a 135M model moves visibly in tens "
+        "of updates, MEASUREMENTS.md); the paper's 1e-6 is in configs/gasp_paper.yaml.",
+    )
     weight_decay: float = Field(0.0, ge=0)
     clip_low: float = Field(0.2, ge=0)
     clip_high: float = Field(0.28, ge=0)
@@ -216,14 +221,16 @@ class GaspConfig(_Section):
         2, gt=0, description="Global iterations (the paper ran ~50; the CPU demo runs 2)."
     )
     goalposts: str = Field("builtin:humaneval-demo", description="Goalpost file, or builtin:humaneval-demo.")
-    lemmas_per_step: int = Field(4, gt=0, description="Proposals sampled per rejection-sampling step.")
+    lemmas_per_step: int = Field(
+        6, gt=0, description="Proposals sampled per rejection-sampling step (CPU demo: 6; paper: 64)."
+    )
     min_accepted: int = Field(
         2, ge=0, description="Accepted proposals that end a phase's rejection sampling."
     )
     max_attempts: int = Field(
         1, gt=0, description="Rejection-sampling steps per phase at most (CPU demo: 1)."
     )
-    n_student: int = Field(4, gt=0, description="Student attempts used to estimate a pass rate p (paper: 8).")
+    n_student: int = Field(8, gt=0, description="Student attempts used to estimate a pass rate p (paper: 8).")
     proposal_prefill: str = Field(
         "```python\ndef f(",
         description="Start of every teacher proposal (GASP and AZR), written for the model: it fixes "
@@ -458,7 +465,7 @@ class WarmupConfig(_Section):
     )
     programs_per_family: int = Field(6, gt=0, description="Programs drawn from each warm-up family.")
     lr: float = Field(2e-4, gt=0, description="Learning rate (constant after a short warm-up ramp).")
-    epochs: int = Field(1, gt=0)
+    epochs: int = Field(2, gt=0, description="Passes over the demonstrations.")
     batch_size: int = Field(8, gt=0, description="Examples per optimizer step (of similar lengths).")
     micro_batch_tokens: int = Field(
         4096, gt=0, description="Padded tokens per forward/backward of the fine-tune at most."

@@ -151,32 +151,6 @@ class TrlTrainer:
         return summarise_history(history, result.metrics, len(rows), too_long, time.perf_counter() - t0)
 
 
-def _progress_callback(every: int) -> Any:
-    """A TRL/transformers callback that logs ``step k/n loss x (elapsed, ETA)`` every ``every``
-    optimizer steps: a warm-up takes minutes on a CPU and must not look hung."""
-    import logging
-
-    from transformers import TrainerCallback
-
-    log = logging.getLogger("gasp_rl")
-
-    class Progress(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.t0 = time.perf_counter()
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs or state.global_step % every:
-                return
-            dt = time.perf_counter() - self.t0
-            eta = dt / max(1, state.global_step) * (state.max_steps - state.global_step)
-            log.info(
-                "  sft step %d/%d loss %.3f (%.0f s, ETA %.0f s)",
-                state.global_step, state.max_steps, logs["loss"], dt, eta,
-            )  # fmt: skip
-
-    return Progress()
-
-
 def _no_checkpointing(config_cls: Any) -> dict[str, bool]:
     """Activation checkpointing off (TRL turns it on by default; it only slows small models down),
     under the field name this transformers version uses."""
