@@ -247,7 +247,12 @@ class GaspConfig(_Section):
     format_penalty: float = -1.0
     novelty_threshold: float = Field(0.95, gt=0, le=1)
     embedder: str = Field(
-        "policy", description="'policy' (mean-pooled hidden states) or a sentence-transformers path."
+        "hash",
+        description="Novelty embedder: 'hash' (character n-grams, the CPU demo), 'policy' (mean-pooled "
+        "hidden states of the policy) or a sentence-transformers path.  The 135M model's mean-pooled "
+        "states put distinct programs at cosine 0.96-0.99 (sum(nums) + 5 vs [n * 2 + 3 for n in "
+        "nums]: 0.979), so with 'policy' the 0.95 filter rejected nearly every valid proposal after "
+        "the first; character n-grams put them at 0.3-0.6 and exact repeats at 1.0.",
     )
     n_public_io: int = Field(2, ge=1)
     n_private_io: int = Field(3, ge=1)
