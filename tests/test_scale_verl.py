@@ -351,7 +351,7 @@ def test_translation_is_accepted_by_verls_schema(command, estimator):
     algo, actor, rollout = sections["algorithm"], sections["actor"], sections["rollout"]
     assert type(algo).__name__ == "AlgoConfig" and algo.adv_estimator == estimator
     assert type(actor).__name__ == "FSDPActorConfig"
-    assert (actor.optim.lr, actor.clip_ratio_low, actor.clip_ratio_high) == (1e-6, 0.2, 0.28)
+    assert (actor.optim.lr, actor.clip_ratio_low, actor.clip_ratio_high) == (cfg.trainer.lr, 0.2, 0.28)
     assert actor.use_kl_loss is False and actor.loss_agg_mode == "token-mean"
     assert actor.ppo_mini_batch_size == 64
     n = cfg.rlvr.n if command == "rlvr" else cfg.gasp.n_student
