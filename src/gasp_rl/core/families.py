@@ -20,6 +20,7 @@ bigger domain (``io`` axis, :data:`IO_HARDER`).
 
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -326,8 +327,6 @@ def domain_of_signature(prompt: str, entry_point: str = "") -> str:
     the annotations of the entry-point function (``List[int]`` -> ``list``, two ``int`` -> ``int2``,
     ``str`` -> ``str``, ``List[str]`` -> ``strs``, ...).  Only the signature is read, never the
     docstring's examples, the solution or the tests.  Unannotated or unknown types give ``list``."""
-    import ast
-
     try:
         tree = ast.parse(prompt)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
@@ -348,8 +347,6 @@ def domain_of_signature(prompt: str, entry_point: str = "") -> str:
 
 
 def _kind(node: object) -> str:
-    import ast
-
     if node is None:
         return "?"
     text = ast.unparse(node).replace(" ", "").lower()  # type: ignore[arg-type]
