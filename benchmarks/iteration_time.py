@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gasp_rl.algorithms.gasp import run_training
 from gasp_rl.config import load_config
+from gasp_rl.driver import run_training
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from gasp_rl.algorithms.rlvr import RLVRStepper, load_rlvr_problems
 from gasp_rl.backends.factory import build_policy
 from gasp_rl.config import load_config
 from gasp_rl.runs import RunStore
-from gasp_rl.sandbox import make_executor
 from gasp_rl.seams import PolicySample
+from gasp_rl.wiring import make_executor
 
 
 @dataclass

@@ -54,14 +54,14 @@ def train(method: str, start: Path, minutes: float, out: Path, overrides: list[s
         *overrides,
     ]
     if method == "rlvr":
-        from gasp_rl.algorithms.rlvr import run_rlvr
+        from gasp_rl.driver import run_rlvr
 
         cfg = load_config(None, [*common, "rlvr.updates=100000", "rlvr.checkpoint_every=1000000"])
         return run_rlvr(cfg)
-    from gasp_rl.algorithms.loop import run_selfplay
+    from gasp_rl.driver import run_training
 
     cfg = load_config(None, [*common, *METHODS[method], "gasp.iterations=100000"])
-    return run_selfplay(cfg)
+    return run_training(cfg)
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -76,6 +76,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 def evaluate(model: Path | str, name: str, out: Path, a: argparse.Namespace) -> dict[str, Any]:
     """Reasoning accuracy (+ per-item verdicts) and goalposts solved of one checkpoint."""
     from gasp_rl.eval.command import run_eval, target_of_path
+    from gasp_rl.wiring import DEFAULT
 
     dest = out / "eval" / name
     label = target_of_path(str(model)).name
@@ -85,7 +86,7 @@ def evaluate(model: Path | str, name: str, out: Path, a: argparse.Namespace) -> 
         cfg = load_config(
             None, ["eval.benchmark=reasoning", *a.overrides] + ([f"eval.limit={a.items}"] if a.items else [])
         )
-        run_eval(cfg, [], [str(model)], dest)
+        run_eval(cfg, [], [str(model)], dest, DEFAULT)
     res["reasoning"] = json.loads(summary_file.read_text())
     res["verdicts"] = {
         r["item_id"]: r["correct"] for r in read_records(dest / f"{label}__reasoning.samples.jsonl")
@@ -104,7 +105,7 @@ def evaluate(model: Path | str, name: str, out: Path, a: argparse.Namespace) -> 
                 *a.overrides,
             ],
         )
-        run_eval(cfg, [], [str(model)], dest)
+        run_eval(cfg, [], [str(model)], dest, DEFAULT)
     res["goalposts"] = json.loads(gp_file.read_text()) if gp_file.is_file() else None
     return res
 
@@ -199,7 +200,7 @@ def main() -> None:
     if a.quick:
         a.minutes, a.items, a.goalposts = 3.0, a.items or 60, min(a.goalposts, 4)
     a.out.mkdir(parents=True, exist_ok=True)
-    from gasp_rl.algorithms.warmup import run_warmup
+    from gasp_rl.driver import run_warmup
 
     t0 = time.perf_counter()
     start_ckpt = run_warmup(load_config(None, list(a.overrides)))

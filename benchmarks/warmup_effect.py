@@ -18,13 +18,13 @@ import random
 import time
 
 from gasp_rl.algorithms.azr import load_seed_programs
-from gasp_rl.algorithms.loop import build_seams
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit
 from gasp_rl.algorithms.warmup import warm_up
 from gasp_rl.config import load_config
 from gasp_rl.core import prompts
 from gasp_rl.core.rewards import in_band, pass_rate
 from gasp_rl.eval.goalposts import load_goalposts
+from gasp_rl.wiring import DEFAULT
 
 
 def measure(kit: SelfPlayKit, cfg, goalposts, n: int, seed: int) -> dict:
@@ -80,7 +80,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
     cfg = load_config(None, [*a.overrides, *(["warmup.cache=false"] if a.retrain else [])])
-    policy, executor, embedder = build_seams(cfg)
+    policy, executor = DEFAULT.policy(cfg), DEFAULT.executor(cfg)
+    embedder = DEFAULT.embedder(cfg, policy)
     kit = SelfPlayKit(cfg, policy.generator, policy.learner, executor, embedder)
     goalposts = load_goalposts(cfg.gasp.goalposts)
     n = a.prompts

@@ -159,16 +159,16 @@ def run(name: str, tmp: Path, patch: Any = None) -> Path:
     """Run golden run ``name`` under ``tmp``; ``patch(target, attr, value)`` (a monkeypatch's
     ``setattr``) wires the Sol-Ver policy."""
     if name in ("gasp", "azr", "gasp_plus_rl"):
-        from gasp_rl.algorithms.gasp import run_training
+        from gasp_rl.driver import run_training
 
         return run_training(_selfplay_cfg(tmp, name, 2 if name == "gasp" else 1))
     if name == "rlvr":
-        from gasp_rl.algorithms.rlvr import run_rlvr
+        from gasp_rl.driver import run_rlvr
 
         return run_rlvr(_rlvr_cfg(tmp))
     if name == "solver_verifier":
-        from gasp_rl.algorithms.solver_verifier import run_solver_verifier
         from gasp_rl.backends import factory
+        from gasp_rl.driver import run_solver_verifier
 
         bundle = sv_bundle()
         patch(factory, "build_policy", lambda cfg: bundle)

@@ -17,6 +17,7 @@ from gasp_rl.eval import command
 from gasp_rl.eval.goalposts import load_goalposts, run_goalposts
 from gasp_rl.eval.progress import cumulative_curve
 from gasp_rl.seams import Chat, Completion, SamplingParams
+from gasp_rl.wiring import DEFAULT
 
 
 def _problems(n: int = 5) -> list[Problem]:
@@ -65,7 +66,7 @@ class SkillGenerator:
 def skills(monkeypatch):
     built: list[str] = []
 
-    def build(cfg, model):  # noqa: ANN001, ANN202
+    def build(cfg, model, wiring):  # noqa: ANN001, ANN202
         built.append(Path(model).name)
         return SkillGenerator(model)
 
@@ -94,7 +95,7 @@ def test_eval_runs_selection_and_goalpost_progress(tmp_path: Path, monkeypatch, 
     cfg = load_config(
         None, ["eval.benchmark=goalposts", f"eval.path={gp}", "eval.n=2", "eval.ks=[1,2]", "goalposts.k=2"]
     )
-    summaries = command.run_eval(cfg, run_dirs=[r1, r2], checkpoints=[], out=None)
+    summaries = command.run_eval(cfg, run_dirs=[r1, r2], checkpoints=[], out=None, wiring=DEFAULT)
     assert [s["checkpoint"] for s in summaries] == [
         "base",
         "iter_000001",
@@ -129,7 +130,7 @@ def test_eval_runs_selection_and_goalpost_progress(tmp_path: Path, monkeypatch, 
 
     # rerun: every problem is already recorded, so no model is built at all
     skills.clear()
-    again = command.run_eval(cfg, run_dirs=[r1], checkpoints=[], out=None)
+    again = command.run_eval(cfg, run_dirs=[r1], checkpoints=[], out=None, wiring=DEFAULT)
     assert skills == [] and [a["pass_at_k"] for a in again] == [b["pass_at_k"] for b in summaries[:3]]
     assert (r1 / "goalposts" / "progress.json").is_file()  # a single run: its own progress
 
@@ -158,7 +159,7 @@ def test_goalpost_pipeline_filters_stages_and_resumes(tmp_path: Path, monkeypatc
     write_jsonl(gp_in, _problems())
     out = tmp_path / "goalposts.jsonl"
     cfg = load_config(None, ["goalposts.split=goalposts", f"goalposts.path={gp_in}", "goalposts.k=3"])
-    kept = run_goalposts(cfg, checkpoints=[str(tmp_path / "ckpt-x")], out=out)
+    kept = run_goalposts(cfg, checkpoints=[str(tmp_path / "ckpt-x")], out=out, wiring=DEFAULT)
     # base (embedded) solves toy/0, ckpt-x solves toy/1: three goalposts remain
     assert [p.problem_id for p in kept] == ["toy/2", "toy/3", "toy/4"]
     loaded = load_goalposts(str(out))
@@ -174,7 +175,7 @@ def test_goalpost_pipeline_filters_stages_and_resumes(tmp_path: Path, monkeypatc
     assert len(stage1) == 4
     # resumable per stage: nothing is regenerated
     skills.clear()
-    assert [p.problem_id for p in run_goalposts(cfg, [str(tmp_path / "ckpt-x")], out)] == [
+    assert [p.problem_id for p in run_goalposts(cfg, [str(tmp_path / "ckpt-x")], out, DEFAULT)] == [
         "toy/2",
         "toy/3",
         "toy/4",

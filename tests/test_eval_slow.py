@@ -9,6 +9,7 @@ import pytest
 
 from gasp_rl.config import load_config
 from gasp_rl.eval.command import run_eval
+from gasp_rl.wiring import DEFAULT
 
 
 @pytest.mark.slow
@@ -17,7 +18,7 @@ def test_eval_embedded_model_on_two_heldout_problems(tmp_path: Path) -> None:
         None,
         ["eval.limit=2", "eval.n=2", "eval.ks=[1,2]", "eval.max_new_tokens=48", "generation.batch_size=8"],
     )
-    [summary] = run_eval(cfg, run_dirs=[], checkpoints=[], out=tmp_path)
+    [summary] = run_eval(cfg, run_dirs=[], checkpoints=[], out=tmp_path, wiring=DEFAULT)
     assert summary["checkpoint"] == "embedded" and summary["benchmark"] == "humaneval-heldout"
     assert summary["n_problems"] == 2 and set(summary["pass_at_k"]) == {"1", "2"}
     assert 0.0 <= summary["pass_at_k"]["1"] <= summary["pass_at_k"]["2"] <= 1.0

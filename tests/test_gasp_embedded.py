@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gasp_rl.algorithms.gasp import run_training
 from gasp_rl.config import load_config
+from gasp_rl.driver import run_training
 from gasp_rl.runs import read_records
 
 

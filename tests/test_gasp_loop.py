@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gasp_rl.algorithms.gasp import run_training
 from gasp_rl.config import load_config
 from gasp_rl.core.tasks import write_jsonl
+from gasp_rl.driver import run_training
 from gasp_rl.eval.datasets import load_humaneval
 from gasp_rl.runs import read_records
 

@@ -12,9 +12,9 @@ from gasp_rl.core.tasks import TestCase as Case
 from gasp_rl.eval import command
 from gasp_rl.eval.grading import grade_answers, grading_limits
 from gasp_rl.eval.runner import EvalRunner, EvalSettings
-from gasp_rl.sandbox import make_executor
 from gasp_rl.scale import verl_adapter
 from gasp_rl.seams import Chat, Completion, SamplingParams
+from gasp_rl.wiring import DEFAULT, make_executor
 
 # A small sandbox budget and larger benchmark budgets, so the difference shows in a second of CPU.
 CFG = Config(sandbox=SandboxConfig(cpu_time=0.5), eval=EvalConfig(plus_cpu_time=5.0, test_cpu_time=1.0))
@@ -92,7 +92,7 @@ def verdicts() -> dict[str, list[tuple[bool, str]]]:
         out["verl"] = [(g.score == 1.0, g.status) for g in vg]
         out["grade_answers"] = [(g.passed, g.status) for g in grade_answers(ex, CASES, CFG)]
     # gasp eval: its executor and its runner, as command.evaluate_with builds them
-    ex2 = command.build_executor(CFG, problems)
+    ex2 = command.build_executor(CFG, problems, DEFAULT)
     try:
         runner = EvalRunner(
             _Answers(), ex2, EvalSettings(n=1, ks=(1,), greedy=False), limits_for=command.grading_limits(CFG)

@@ -18,8 +18,8 @@ from gasp_rl.eval.reasoning import (
     literal_calls,
     load_reasoning_items,
 )
-from gasp_rl.sandbox import make_executor
 from gasp_rl.seams import Completion
+from gasp_rl.wiring import make_executor
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cruxeval_sample.jsonl"
 

@@ -302,11 +302,12 @@ def fake_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A GASP run (3 iterations, evaluated by ``gasp eval`` on two benchmarks) and an AZR run
     (never evaluated) of the fake-model loop, plus one lift whose text is hostile HTML/JS, as a
     model could write it."""
-    from gasp_rl.algorithms.gasp import run_training
     from gasp_rl.config import load_config
     from gasp_rl.core.tasks import write_jsonl as write_tasks
+    from gasp_rl.driver import run_training
     from gasp_rl.eval.command import run_eval
     from gasp_rl.eval.datasets import load_humaneval
+    from gasp_rl.wiring import DEFAULT
 
     root = tmp_path_factory.mktemp("fake-runs")
     goalposts = root / "goalposts.jsonl"
@@ -327,7 +328,7 @@ def fake_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     evals = [[], [f"eval.path={goalposts}"]]
     for bench, extra in zip(("humaneval-heldout", "goalposts"), evals):
         overrides = [*common, f"eval.benchmark={bench}", "eval.limit=3", "eval.n=2", "eval.ks=[1,2]", *extra]
-        run_eval(load_config(None, overrides), run_dirs=[gasp], checkpoints=[], out=None)
+        run_eval(load_config(None, overrides), run_dirs=[gasp], checkpoints=[], out=None, wiring=DEFAULT)
     proposals, _ = read_jsonl(gasp / "proposals.jsonl")
     lemma = next(p for p in proposals if p["phase"] == "lemma" and p["accepted"])
     hostile = {**lemma, "id": "hostile-lift", "phase": "lift", "parent_id": lemma["id"], "code": PWNED_CODE}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import random
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from gasp_rl import driver
 from gasp_rl.algorithms import rlvr
 from gasp_rl.config import Config, SandboxConfig, load_config
 from gasp_rl.core.tasks import Problem, write_jsonl
@@ -21,6 +21,7 @@ from gasp_rl.errors import DataError, GaspError
 from gasp_rl.runs import RunStore
 from gasp_rl.sandbox import LocalExecutor
 from gasp_rl.seams import Chat, Completion, PolicySample, SamplingParams
+from gasp_rl.wiring import Wiring
 
 # ------------------------------------------------------------------ fixtures: problems and a fake model
 
@@ -322,10 +323,16 @@ def fake_run(monkeypatch, executor):
     learners: list[RecordingLearner] = []
     state = {"crash_at": None}
 
-    @contextmanager
-    def policy_and_executor(cfg):
-        learners.append(RecordingLearner())
-        yield SimpleNamespace(generator=ScriptedGenerator(), learner=learners[-1]), executor
+    class ScriptedWiring(Wiring):
+        def policy(self, cfg, name_or_path=None):
+            learners.append(RecordingLearner())
+            return SimpleNamespace(generator=ScriptedGenerator(), learner=learners[-1])
+
+        def executor(self, cfg):
+            return SimpleNamespace(run=executor.run, close=lambda: None)  # the shared sandbox stays up
+
+        def embedder(self, cfg, policy):
+            return None
 
     real_step = rlvr.RLVRStepper.step
 
@@ -334,10 +341,14 @@ def fake_run(monkeypatch, executor):
             raise Crash
         return real_step(self, iteration, store)
 
-    monkeypatch.setattr(rlvr, "_policy_and_executor", policy_and_executor)
     monkeypatch.setattr(rlvr, "load_rlvr_problems", lambda cfg: PROBLEMS)
     monkeypatch.setattr(rlvr.RLVRStepper, "step", step)
+    monkeypatch.setattr(driver, "DEFAULT", ScriptedWiring())
     return learners, state
+
+
+def run_rlvr(cfg, resume=None):
+    return driver.run_rlvr(cfg, resume=resume, wiring=driver.DEFAULT)
 
 
 def _strip_time(records):
@@ -350,7 +361,7 @@ def _strip_time(records):
 def test_run_writes_records_and_checkpoints(tmp_path, fake_run, capsys):
     learners, _ = fake_run
     cfg = make_cfg(tmp_path, "rlvr.updates=3", "rlvr.checkpoint_every=2", "rlvr.batch_problems=2")
-    path = rlvr.run_rlvr(cfg)
+    path = run_rlvr(cfg)
     out = capsys.readouterr().out
     assert "update 3/3 reward" in out  # plain lines when not a TTY
     meta = json.loads((path / "run.json").read_text())
@@ -365,7 +376,7 @@ def test_run_writes_records_and_checkpoints(tmp_path, fake_run, capsys):
     ckpts = sorted(p.name for p in (path / "checkpoints").iterdir())
     assert ckpts == ["iter_000001", "iter_000002", "last"]
     state = json.loads((path / "checkpoints" / "last" / "state.json").read_text())
-    assert state == {"mode": "rlvr", "iteration": 2}
+    assert state == {"mode": "rlvr", "iteration": 2, "algorithm": {}}
     # kept checkpoints hold the weights only, hard-linked (no second copy on disk)
     kept = path / "checkpoints" / "iter_000002"
     assert sorted(f.name for f in kept.iterdir()) == ["learner.json"]
@@ -379,19 +390,19 @@ def test_run_writes_records_and_checkpoints(tmp_path, fake_run, capsys):
 
 def test_resume_after_crash_reproduces_the_uninterrupted_run(tmp_path, fake_run):
     _, state = fake_run
-    full = rlvr.run_rlvr(make_cfg(tmp_path / "a", "rlvr.updates=4", "rlvr.batch_problems=1"))
+    full = run_rlvr(make_cfg(tmp_path / "a", "rlvr.updates=4", "rlvr.batch_problems=1"))
 
     state["crash_at"] = 2
     cfg = make_cfg(tmp_path / "b", "rlvr.updates=4", "rlvr.batch_problems=1")
     with pytest.raises(Crash):
-        rlvr.run_rlvr(cfg)
+        run_rlvr(cfg)
     crashed = tmp_path / "b" / "run"
     assert json.loads((crashed / "run.json").read_text())["last_iteration"] == 1
     # a torn record of the update in flight must not survive the resume
     with open(crashed / "students.jsonl", "a") as fh:
         fh.write(json.dumps({"iteration": 2, "phase": "rlvr"}) + "\n")
     state["crash_at"] = None
-    rlvr.run_rlvr(cfg, resume=crashed)
+    run_rlvr(cfg, resume=crashed)
 
     def load(p, stream):
         return [json.loads(line) for line in (p / f"{stream}.jsonl").read_text().splitlines()]
@@ -400,14 +411,14 @@ def test_resume_after_crash_reproduces_the_uninterrupted_run(tmp_path, fake_run)
     assert load(crashed, "students") == load(full, "students")
     assert json.loads((crashed / "run.json").read_text())["status"] == "completed"
     # resuming a finished run is a no-op
-    assert rlvr.run_rlvr(cfg, resume=crashed) == crashed
+    assert run_rlvr(cfg, resume=crashed) == crashed
     assert len(load(crashed, "metrics")) == 4
 
 
 def test_bad_problem_set_fails_before_making_a_run_directory(tmp_path):
     cfg = make_cfg(tmp_path, "rlvr.problems=nope")
     with pytest.raises(DataError, match="neither a benchmark"):
-        rlvr.run_rlvr(cfg)
+        run_rlvr(cfg)
     assert not (tmp_path / "run").exists()
 
 
@@ -416,15 +427,15 @@ def test_resume_refuses_other_run_kinds(tmp_path):
     store = RunStore.create(cfg, "train")
     store.close()
     with pytest.raises(GaspError, match="not an rlvr run"):
-        rlvr.run_rlvr(cfg, resume=store.path)
+        run_rlvr(cfg, resume=store.path)
 
 
 # ------------------------------------------------------------------ GASP + real-data RL: the alternation schedule
 
 
 def test_gasp_plus_rl_alternates_iterations_and_rl_updates(tmp_path, monkeypatch):
-    from gasp_rl.algorithms.gasp import run_training
     from gasp_rl.backends import fake
+    from gasp_rl.driver import run_training
     from gasp_rl.eval.datasets import load_benchmark
 
     built = []

@@ -90,13 +90,13 @@ def test_training_without_gpus_is_refused_in_one_line(capsys):
     assert "needs CUDA GPUs" in capsys.readouterr().err
 
 
-def test_policy_override_is_scoped():
+def test_verl_hands_in_its_own_policy_without_touching_the_factory():
     from gasp_rl.backends import factory
     from gasp_rl.config import Config
+    from gasp_rl.wiring import Wiring
 
     cfg = Config()
-    before = factory._BUILDERS[cfg.model.backend]
+    before = dict(factory._BUILDERS)
     sentinel = object()
-    with vd.policy_override(cfg, sentinel):  # type: ignore[arg-type]
-        assert factory.build_policy(cfg) is sentinel
-    assert factory._BUILDERS[cfg.model.backend] is before
+    assert Wiring(policy=sentinel).policy(cfg) is sentinel
+    assert before == factory._BUILDERS

@@ -53,7 +53,7 @@ def test_local_mode_never_imports_ray():
     code = (
         "import sys, gasp_rl.sandbox, gasp_rl.scale.ray_executor, gasp_rl.scale.verl_adapter\n"
         "from gasp_rl.config import Config\n"
-        "from gasp_rl.sandbox import make_executor\n"
+        "from gasp_rl.wiring import make_executor\n"
         "ex = make_executor(Config())\n"
         "ex.close()\n"
         "assert type(ex).__name__ == 'LocalExecutor'\n"

@@ -12,6 +12,7 @@ import pytest
 
 from gasp_rl.algorithms import solver_verifier as sv
 from gasp_rl.backends.embedder import HashingEmbedder
+from gasp_rl.backends.trl_finetune import TrlTrainer
 from gasp_rl.config import Config, SandboxConfig
 from gasp_rl.core.jobs import Job, Verdict
 from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK
@@ -419,9 +420,9 @@ def test_one_iteration_end_to_end(executor, heldout, tiny_model, tmp_path: Path)
     cfg.trainer.bf16_autocast = False
     gen = ProblemAwareGenerator(_script())
     counting = CountingExecutor(executor)
-    seams = sv.Seams(gen, model, tok, counting, HashingEmbedder())
+    seams = sv.Seams(gen, TrlTrainer(model, tok, cfg, tmp_path / "trl"), counting, HashingEmbedder())
     target = [p for p in heldout if p.entry_point == "greatest_common_divisor"]
-    algo = sv.SolVer(cfg, seams, [problem("inc")], target, tmp_path)
+    algo = sv.SolVer(cfg, seams, [problem("inc")], target)
     m = algo.iteration(0)
 
     assert m["synthesis"]["accepted"] == 2
@@ -456,6 +457,7 @@ def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkey
     from gasp_rl.backends import factory
     from gasp_rl.backends.hf import HFPolicy
     from gasp_rl.config import load_config
+    from gasp_rl.driver import run_solver_verifier
 
     model, tok = tiny_model
     policy = HFPolicy(model, tok, torch.device("cpu"))
@@ -487,17 +489,17 @@ def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkey
 
     monkeypatch.setattr(sv.SolVer, "iteration", cut_after_first)
     with pytest.raises(KeyboardInterrupt):
-        sv.run_solver_verifier(cfg)
+        run_solver_verifier(cfg)
     run = tmp_path / "run"
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "interrupted" and meta["last_iteration"] == 0 and "base_eval" in meta
     assert (run / "checkpoints" / "iter_000000" / "model.safetensors").is_file()
     assert json.loads((run / "checkpoints" / "last" / "state.json").read_text())["iteration"] == 0
 
-    assert sv.run_solver_verifier(cfg, resume=run) == run
+    assert run_solver_verifier(cfg, resume=run) == run
     assert calls == [0, 1, 1]
     meta = json.loads((run / "run.json").read_text())
-    assert meta["status"] == "finished" and meta["last_iteration"] == 1
+    assert meta["status"] == "completed" and meta["last_iteration"] == 1
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["iteration"] for m in metrics] == [0, 1]
     assert metrics[1]["sft"]["steps"] == 1 and metrics[1]["dpo"]["steps"] == 1

@@ -16,7 +16,7 @@ from gasp_rl.core import parsing, prompts
 from gasp_rl.core.families import FAMILIES, domain_of_signature, families
 from gasp_rl.core.tasks import ProgramTask
 from gasp_rl.eval.goalposts import load_goalposts
-from gasp_rl.sandbox import make_executor
+from gasp_rl.wiring import make_executor
 
 SEEDS = Path(__file__).parent.parent / "src" / "gasp_rl" / "data" / "azr_seed_programs.jsonl"
 

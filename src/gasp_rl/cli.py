@@ -87,7 +87,7 @@ def train(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """GASP self-play (default), the AZR baseline, an ablation, or GASP + real-data RL (mode=...)."""
-    from gasp_rl.algorithms.gasp import run_training
+    from gasp_rl.driver import run_training
 
     _run(run_training, args, resume)
 
@@ -95,7 +95,7 @@ def train(
 @app.command(context_settings=_EXTRA)
 def warmup(args: list[str] | None = ArgsOpt) -> None:
     """Cold start for small models: SFT on demonstrations of every role, cached (warmup.*)."""
-    from gasp_rl.algorithms.warmup import run_warmup
+    from gasp_rl.driver import run_warmup
 
     path = _guard(run_warmup, _config(args))
     typer.echo(f"warmed weights: {path}  (use model.name_or_path={path} warmup.enabled=false)")
@@ -107,7 +107,7 @@ def rlvr(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Plain RL with verifiable rewards (GRPO) on real problems."""
-    from gasp_rl.algorithms.rlvr import run_rlvr
+    from gasp_rl.driver import run_rlvr
 
     _run(run_rlvr, args, resume)
 
@@ -118,7 +118,7 @@ def solver_verifier(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Sol-Ver: solver/verifier self-play with SFT then DPO."""
-    from gasp_rl.algorithms.solver_verifier import run_solver_verifier
+    from gasp_rl.driver import run_solver_verifier
 
     _run(run_solver_verifier, args, resume)
 
@@ -139,8 +139,9 @@ def eval_(
     """pass@k of a model, checkpoints of runs, or an OpenAI-compatible endpoint."""
     cfg = _config(args)
     from gasp_rl.eval.command import run_eval
+    from gasp_rl.wiring import DEFAULT
 
-    _guard(run_eval, cfg, run_dirs=run_dir, checkpoints=checkpoint, out=out)
+    _guard(run_eval, cfg, run_dirs=run_dir, checkpoints=checkpoint, out=out, wiring=DEFAULT)
 
 
 @app.command(context_settings=_EXTRA)
@@ -156,8 +157,9 @@ def goalposts(
     """Identify goalposts: training questions no stage solves at pass@k (SPEC 7)."""
     cfg = _config(args)
     from gasp_rl.eval.goalposts import run_goalposts
+    from gasp_rl.wiring import DEFAULT
 
-    _guard(run_goalposts, cfg, checkpoints=checkpoint, out=out)
+    _guard(run_goalposts, cfg, checkpoints=checkpoint, out=out, wiring=DEFAULT)
 
 
 @app.command()

@@ -47,6 +47,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON at ``path`` (parents made), replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     """Atomically put directory ``tmp`` at ``final`` (the old one is removed after the swap)."""
     old = final.with_name(f".{final.name}.old{os.getpid()}")
@@ -217,7 +223,7 @@ def read_yaml(path: Path) -> Any:
 
 
 #: Checkpoint files only a resume needs (evaluation needs the weights only).
-RESUME_ONLY_PREFIXES = ("optimizer", "loop_state", "buffers")
+RESUME_ONLY_PREFIXES = ("optimizer", "state.json", "loop_state", "buffers")
 
 
 def keep_weights(src: Path, dest: Path, also_resume_only: tuple[str, ...] = ()) -> None:

@@ -141,5 +141,17 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class SeamSource(Protocol):
+    """Builds seams from a config (:class:`gasp_rl.wiring.Wiring`): what a command receives when
+    it must build a policy per model (``gasp eval`` over several checkpoints) or its own sandbox."""
+
+    def policy(self, cfg: Any, name_or_path: str | None = None) -> Any:
+        """The policy bundle of ``cfg`` (of model ``name_or_path`` when given)."""
+        ...
+
+    def executor(self, cfg: Any) -> Executor: ...
+
+
 def describe(obj: Any) -> str:
     return type(obj).__name__

@@ -19,8 +19,6 @@ one-step rewards), ``gasp_plus_rl`` (RLVR updates after each iteration, driven b
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -264,11 +262,3 @@ class GASP:
 
 def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
-
-
-def run_training(cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()) -> Path:
-    """``gasp train``: GASP (default), an ablation, GASP + real-data RL, or the AZR baseline.
-    With ``resume``, the run's own config plus resumable ``overrides`` (``RunStore.open``)."""
-    from gasp_rl.algorithms.loop import run_selfplay
-
-    return run_selfplay(cfg, resume=resume, overrides=overrides)

@@ -27,25 +27,22 @@ that iteration.  A resumed run therefore replays exactly the updates a crash los
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
-import shutil
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gasp_rl.algorithms.ppo import ppo_update
+from gasp_rl.algorithms.selfplay import PhaseClock
 from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
-from gasp_rl.runs import RunStore, atomic_write_text, budget_spent, keep_weights, replace_dir
+from gasp_rl.runs import RunStore
 from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -395,70 +392,39 @@ def rl_metrics(
 # ---------------------------------------------------------------------------------- the run
 
 
-def run_rlvr(cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()) -> Path:
-    """``gasp rlvr``: ``rlvr.updates`` GRPO updates, recorded in a run directory.  Returns its path.
+class RLVR:
+    """``gasp rlvr`` for the run driver: iteration ``u`` is update ``u`` of the stepper."""
 
-    With ``resume`` the run continues after its last committed update, from ``checkpoints/last``,
-    with the config stored in the run directory plus resumable ``overrides`` (``RunStore.open``).
-    """
-    if resume is not None:
-        store = RunStore.open(resume, overrides)
-        if store.meta.get("command") != "rlvr":
-            store.close()
-            raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not an rlvr run")
-        cfg = store.cfg
-    # bad data fails here, before a run directory is made or a model is loaded
-    problems = load_rlvr_problems(cfg)
-    if resume is None:
-        store = RunStore.create(cfg, "rlvr")
-    start = int(store.meta.get("last_iteration", -1)) + 1
-    status = "interrupted"
-    try:
-        if start >= cfg.rlvr.updates:
-            _say(f"{store.path}: all {cfg.rlvr.updates} updates are done")
-            status = str(store.meta.get("status", "completed"))
-            return store.path
-        with _policy_and_executor(cfg) as (policy, executor):
-            if resume is None:
-                from gasp_rl.algorithms.azr import load_seed_programs
-                from gasp_rl.algorithms.warmup import warm_up_run
+    def __init__(self, cfg: Config, stepper: RLVRStepper) -> None:
+        self.cfg, self.stepper = cfg, stepper
+        self.clock = PhaseClock()
+        self._last: dict[str, Any] = {}
 
-                warm_up_run(
-                    cfg, policy, executor, load_seed_programs(executor, cfg.azr.n_seed_programs), store
-                )
-            stepper = make_rl_stepper(cfg, policy, executor, problems)
-            learner = stepper.learner
-            if start > 0:
-                if not store.last_checkpoint.is_dir():
-                    raise GaspError(f"cannot resume {store.path}: no checkpoints/last (update {start - 1})")
-                learner.load(store.last_checkpoint)
-                if stepper.sync is not None:
-                    stepper.sync()
-            _say(
-                f"rlvr: {len(problems)} problems ({cfg.rlvr.problems}), updates {start}..{cfg.rlvr.updates - 1}, "
-                f"{cfg.rlvr.batch_problems} problems x {cfg.rlvr.n} completions per update -> {store.path}"
-            )
-            t_run = time.perf_counter()
-            with _progress(cfg.rlvr.updates, start) as advance:
-                for update in range(start, cfg.rlvr.updates):
-                    m = stepper.step(update, store)
-                    store.append("metrics", metrics_record(update, m))
-                    stop = budget_spent(cfg, t_run)
-                    last = update + 1 if stop else cfg.rlvr.updates  # a budget stop keeps its weights
-                    save_checkpoints(store, learner, update, cfg.rlvr.checkpoint_every, last)
-                    store.commit_iteration(update)
-                    advance(update, m)
-                    if stop:
-                        _say(
-                            f"rlvr: time budget of {cfg.run.max_minutes} min spent after update {update + 1}"
-                        )
-                        store.save_meta(stopped="time budget")
-                        break
-        status = "completed"
-    finally:
-        store.close(status)
-    _say(f"rlvr finished: {store.path}")
-    return store.path
+    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+        self._last = self.stepper.step(it, store)
+        return metrics_record(it, self._last)
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any], checkpoint: Path) -> None:
+        pass
+
+    def save_files(self, checkpoint: Path) -> None:
+        pass
+
+    def start(self, store: Any, first: int) -> None:
+        pass
+
+    def intro(self, first: int, total: int, store: Any) -> str:
+        rc = self.cfg.rlvr
+        return (
+            f"rlvr: {len(self.stepper.problems)} problems ({rc.problems}), updates {first}..{total - 1}, "
+            f"{rc.batch_problems} problems x {rc.n} completions per update -> {store.path}"
+        )
+
+    def summary(self, it: int, total: int, metrics: dict[str, Any], eta: float) -> str:
+        return format_update(it, total, self._last)
 
 
 def metrics_record(update: int, m: dict[str, Any]) -> dict[str, Any]:
@@ -474,41 +440,7 @@ def metrics_record(update: int, m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save_checkpoints(store: RunStore, learner: Learner, update: int, every: int, total: int) -> None:
-    """``checkpoints/last`` after every update (resume state: weights, optimizer, ``state.json``),
-    written to a temporary directory and swapped in atomically; and every ``every`` updates and
-    after the last one, ``iter_NNNNNN`` for ``gasp eval``: the weights only, hard-linked from
-    ``last`` (no copy; the files stay when ``last`` is replaced), as the self-play loop does."""
-    last = store.last_checkpoint
-    tmp = last.with_name(f".{last.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    learner.save(tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(tmp / STATE_FILE, json.dumps({"mode": "rlvr", "iteration": update}) + "\n")
-    replace_dir(tmp, last)
-    if (update + 1) % every == 0 or update + 1 == total:
-        keep_weights(last, store.iteration_checkpoint(update), also_resume_only=(STATE_FILE,))
-
-
-@contextmanager
-def _policy_and_executor(cfg: Config) -> Iterator[tuple[Any, Executor]]:
-    """The policy bundle and the sandbox, wired as ``gasp train`` wires them, closed on the way out."""
-    from gasp_rl.algorithms.loop import build_seams
-
-    policy, executor, _embedder = build_seams(cfg)
-    try:
-        yield policy, executor
-    finally:
-        executor.close()
-        policy.close()
-
-
 # ---------------------------------------------------------------------------------- display
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def format_update(update: int, total: int, m: dict[str, Any]) -> str:
@@ -521,27 +453,3 @@ def format_update(update: int, total: int, m: dict[str, Any]) -> str:
         f"{loss}tokens {m['completion_tokens_mean']:.0f} "
         f"gen {m['time']['generate']:.1f}s exec {m['time']['exec']:.1f}s upd {m['time']['update']:.1f}s"
     )
-
-
-@contextmanager
-def _progress(total: int, start: int) -> Iterator[Callable[[int, dict[str, Any]], None]]:
-    """A rich progress bar on a terminal, one plain line per update otherwise."""
-    if not sys.stdout.isatty():
-        yield lambda u, m: _say(format_update(u, total, m))
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("rlvr"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    ) as bar:
-        task = bar.add_task("rlvr", total=total, completed=start, info="")
-
-        def advance(u: int, m: dict[str, Any]) -> None:
-            bar.console.print(format_update(u, total, m))
-            bar.update(task, completed=u + 1, info=f"reward {m['reward_mean']:.3f}")
-
-        yield advance

@@ -119,30 +119,33 @@ def question_text(task: ProgramTask, n_shown: int) -> str:
     return f"{task.message}\n{pairs}"
 
 
+#: The top-level phases of a self-play iteration (the progress display shows them).
+PHASES = ("lemma", "lift", "solver", "propose", "rl", "checkpoint")
+
+
 @dataclass
 class PhaseClock:
     """Seconds per phase within one iteration (for metrics and the iteration benchmark).
 
-    ``on_phase`` (if set) is told each top-level phase as it starts: the progress display."""
+    ``on_phase`` (if set) is told each top-level phase (one of ``phases``) as it starts: the
+    progress display."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     on_phase: Callable[[str], None] | None = None
+    phases: tuple[str, ...] = PHASES
 
     def add(self, name: str, dt: float) -> None:
         self.seconds[name] += dt
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        if self.on_phase is not None and name in PHASES:
+        if self.on_phase is not None and name in self.phases:
             self.on_phase(name)
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self.add(name, time.perf_counter() - t0)
-
-
-PHASES = ("lemma", "lift", "solver", "propose", "rl", "checkpoint")
 
 
 class SelfPlayKit:

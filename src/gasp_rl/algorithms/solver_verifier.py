@@ -43,21 +43,22 @@ Design notes
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from gasp_rl.backends.trl_finetune import TrlTrainer, quiet_libraries
+from gasp_rl.algorithms.rlvr import derive_seed as _derive_seed
+from gasp_rl.algorithms.selfplay import PhaseClock
 from gasp_rl.config import Config, SolverVerifierConfig
 from gasp_rl.core.agreement import Selection, matrix_stats, select_by_agreement, training_indices
 from gasp_rl.core.jobs import Job, Limits, Verdict
@@ -71,8 +72,7 @@ from gasp_rl.core.parsing import (
 )
 from gasp_rl.core.prompts import render_chat
 from gasp_rl.core.tasks import Problem
-from gasp_rl.errors import BackendUnavailable, GaspError
-from gasp_rl.runs import RunStore, atomic_write_text, read_records, replace_dir
+from gasp_rl.runs import RunStore, atomic_write_text, read_records
 from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams, generate_prefilled
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,7 @@ RECORD_CHARS = 2000
 
 def derive_seed(base: int, *parts: object) -> int:
     """A seed per (run seed, step, ...) that does not depend on Python's string hashing."""
-    from gasp_rl.algorithms.rlvr import derive_seed as _derive
-
-    return _derive(base, "sol-ver", *parts)
+    return _derive_seed(base, "sol-ver", *parts)
 
 
 # ====================================================================== 1. problem synthesis
@@ -739,53 +737,56 @@ def verifier_accuracy(
 # ====================================================================== the algorithm
 
 
+class Trainer(Protocol):
+    """SFT then DPO on the policy in place (:class:`gasp_rl.backends.trl_finetune.TrlTrainer`):
+    rows in TRL's conversational prompt-completion / preference formats; returns metrics."""
+
+    def sft(self, rows: list[dict[str, Any]], seed: int) -> dict[str, Any]: ...
+
+    def dpo(self, rows: list[dict[str, Any]], seed: int) -> dict[str, Any]: ...
+
+
 @dataclass
 class Seams:
-    """What Sol-Ver runs on: a generator, a trainable HF model + tokenizer (TRL), the sandbox
+    """What Sol-Ver runs on: a generator, the SFT + DPO trainer of the same policy, the sandbox
     and an embedder for de-duplication."""
 
     generator: Generator
-    model: Any
-    tokenizer: Any
+    trainer: Trainer
     executor: Executor
     embedder: Embedder
     sync: Callable[[], None] | None = None  # push trained weights to a separate generator (vLLM)
+
+
+#: The phases of an iteration (the progress display shows them).
+PHASES = ("synthesis", "sampling", "pass_matrix", "sft", "dpo", "eval", "checkpoint")
 
 
 class SolVer:
     """The Sol-Ver loop over a set of seams; :meth:`iteration` is SPEC 9's one iteration."""
 
     def __init__(
-        self, cfg: Config, seams: Seams, seeds: Sequence[Problem], heldout: Sequence[Problem], work_dir: Path
+        self, cfg: Config, seams: Seams, seeds: Sequence[Problem], heldout: Sequence[Problem]
     ) -> None:
         self.cfg = cfg
         self.sv = cfg.solver_verifier
         self.seams = seams
         self.seeds = list(seeds)
         self.heldout = list(heldout)
-        self.work_dir = Path(work_dir)
         self.dedup = Deduplicator(seams.embedder, self.sv.dedup_threshold)
         self.dedup.add([s.prompt for s in self.seeds] + example_problem_texts())
-        self.trainer = TrlTrainer(seams.model, seams.tokenizer, cfg, self.work_dir / "trl")
+        self.trainer = seams.trainer
         self.check_limits = Limits(
             cpu_time=self.sv.check_cpu_time,
             memory_mb=cfg.sandbox.memory_mb,
             output_bytes=cfg.sandbox.output_bytes,
             open_files=cfg.sandbox.open_files,
         )
-        self.clock: dict[str, float] = {}
+        self.clock = PhaseClock(phases=PHASES)
 
     def remember(self, problems: Sequence[str]) -> None:
         """Earlier synthetic problems (on resume) join the de-duplication buffer."""
         self.dedup.add(list(problems))
-
-    @contextmanager
-    def timed(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.clock[name] = round(self.clock.get(name, 0.0) + time.perf_counter() - t0, 3)
 
     def _params(self, purpose: str, n: int, max_new_tokens: int, iteration: int) -> SamplingParams:
         g = self.cfg.generation
@@ -803,11 +804,10 @@ class SolVer:
 
     def iteration(self, it: int, store: RunStore | None = None) -> dict[str, Any]:
         sv, gen, ex = self.sv, self.seams.generator, self.seams.executor
-        self.clock = {}
         m: dict[str, Any] = {"iteration": it, "mode": COMMAND}
 
         # 1. synthesise problems from the seeds (de-duplicated)
-        with self.timed("synthesis"):
+        with self.clock.timed("synthesis"):
             proposals = synthesise(
                 gen,
                 self.seeds,
@@ -829,7 +829,7 @@ class SolVer:
         m["proposals"] = {"attempted": len(proposals), "accepted": len(problems)}
 
         # 2. m solutions and m tests per problem
-        with self.timed("sampling"):
+        with self.clock.timed("sampling"):
             sols = sample_solutions(
                 gen, problems, self._params("sv_solve", sv.m, sv.solution_max_new_tokens, it)
             )
@@ -847,7 +847,7 @@ class SolVer:
         }
 
         # 3. the pass matrix: every solution x every test, one batched executor call
-        with self.timed("pass_matrix"):
+        with self.clock.timed("pass_matrix"):
             t0 = time.perf_counter()
             mats, verdicts = run_pass_matrices(
                 ex,
@@ -879,18 +879,59 @@ class SolVer:
         rng = random.Random(derive_seed(self.cfg.run.seed, "shuffle", it))
         rng.shuffle(training.sft)
         rng.shuffle(training.dpo)
-        with self.timed("sft"):
+        with self.clock.timed("sft"):
             m["sft"] = self.trainer.sft(training.sft, seed=derive_seed(self.cfg.run.seed, "sft", it) % 2**31)
-        with self.timed("dpo"):
+        with self.clock.timed("dpo"):
             m["dpo"] = self.trainer.dpo(training.dpo, seed=derive_seed(self.cfg.run.seed, "dpo", it) % 2**31)
         if self.seams.sync is not None:
             self.seams.sync()
 
         # 6. metrics on held-out problems
-        with self.timed("eval"):
+        with self.clock.timed("eval"):
             m["eval"] = self.evaluate(it, store)
-        m["time"] = dict(self.clock)
         return m
+
+    # ------------------------------------------------------------------ for the run driver
+
+    def start(self, store: RunStore, first: int) -> None:
+        """Earlier synthetic problems of the run join the de-duplication buffer; a new run first
+        evaluates the base model (``solver_verifier.eval_baseline``), recorded in ``run.json``."""
+        self.remember([r["code"] for r in read_records(store.path / "proposals.jsonl") if r.get("accepted")])
+        if first == 0 and self.sv.eval_baseline and self.heldout:
+            t0 = time.perf_counter()
+            base = self.evaluate("base", store)
+            store.save_meta(base_eval={k: v for k, v in base.items() if k != "solved"})
+            tg = base["test_generation"]
+            print(
+                f"base model: pass@1 {base['pass@1']:.3f}, tests ok {tg['correct_passes']}, "
+                f"reject-wrong {tg['rejects_wrong']} ({time.perf_counter() - t0:.0f}s)",
+                flush=True,
+            )
+
+    def intro(self, first: int, total: int, store: RunStore) -> str:
+        sv = self.sv
+        return (
+            f"{COMMAND}: {len(self.seeds)} seed problems ({sv.seed_problems}), {sv.problems_per_iteration} problems x "
+            f"m={sv.m} per iteration, iterations {first}..{total - 1}, held-out {len(self.heldout)} "
+            f"({self.cfg.eval.benchmark}) -> {store.path}"
+        )
+
+    def summary(self, it: int, total: int, metrics: dict[str, Any], eta: float) -> str:
+        return format_iteration(metrics, total)
+
+    def state(self) -> dict[str, Any]:
+        return {}  # the synthetic problems are read back from proposals.jsonl (start)
+
+    def load_state(self, state: dict[str, Any], checkpoint: Path) -> None:
+        pass
+
+    def save_files(self, checkpoint: Path) -> None:
+        pass
+
+    def checkpoint_context(self) -> Any:
+        """TRL's libraries stay quiet while the weights are written."""
+        quiet = getattr(self.trainer, "quiet", None)
+        return quiet() if callable(quiet) else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ metrics
 
@@ -944,6 +985,24 @@ class SolVer:
         return result
 
 
+def format_iteration(m: dict[str, Any], total: int) -> str:
+    """The one-line summary of an iteration."""
+    s, sel, d, ev = m["synthesis"], m["selection"], m["data"], m.get("eval") or {}
+    tg = ev.get("test_generation") or {}
+    pm = m["pass_matrix"]
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    return (
+        f"iteration {m['iteration'] + 1}/{total}: problems {s['accepted']}/{s['attempted']}, "
+        f"pass matrix {pm['executions']} runs ({pm['executions_per_s']}/s), kept {sel['kept']}/{sel['problems']}, "
+        f"SFT {d.get('sft_solver', 0)}+{d.get('sft_verifier', 0)} DPO {d.get('dpo_solver', 0)}+{d.get('dpo_verifier', 0)}, "
+        f"pass@1 {f(ev.get('pass@1'))}, tests ok {f(tg.get('correct_passes'))} reject-wrong {f(tg.get('rejects_wrong'))}, "
+        f"{m['time'].get('total', 0):.0f}s"
+    )
+
+
 def _candidate_stats(cands: Sequence[Candidate]) -> dict[str, Any]:
     return {
         "sampled": len(cands),
@@ -970,162 +1029,14 @@ def _write_eval_summary(store: RunStore, tag: int | str, result: dict[str, Any])
     )
 
 
-# ====================================================================== the run
-
-
-def _trainable(bundle: Any) -> tuple[Any, Any]:
-    """The HF model + tokenizer TRL trains, from a policy bundle (or its learner)."""
-    for holder in (bundle, getattr(bundle, "learner", None)):
-        model, tok = getattr(holder, "model", None), getattr(holder, "tokenizer", None)
-        if model is not None and tok is not None and hasattr(model, "save_pretrained"):
-            return model, tok
-    raise BackendUnavailable(
-        "Sol-Ver trains with TRL and needs an in-process Hugging Face model (model.backend=hf); "
-        f"the '{type(bundle).__name__}' policy has none"
-    )
-
-
-def _dedup_embedder(cfg: Config, bundle: Any) -> Embedder:
-    if cfg.solver_verifier.dedup_embedder == "policy" and getattr(bundle, "embedder", None) is not None:
-        return bundle.embedder
-    from gasp_rl.backends.embedder import HashingEmbedder
-
-    return HashingEmbedder()
-
-
-def save_checkpoint(store: RunStore, learner: Any, iteration: int) -> None:
-    """Weights + tokenizer (+ state.json) into ``checkpoints/iter_NNNNNN`` and ``checkpoints/last``,
-    each written to a temporary directory and swapped in atomically."""
-    for final in (store.iteration_checkpoint(iteration), store.last_checkpoint):
-        tmp = final.with_name(f".{final.name}.tmp")
-        if tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
-        learner.save(tmp)
-        atomic_write_text(tmp / "state.json", json.dumps({"mode": COMMAND, "iteration": iteration}) + "\n")
-        replace_dir(tmp, final)
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def format_iteration(m: dict[str, Any], total: int) -> str:
-    """The one-line summary of an iteration."""
-    s, sel, d, ev = m["synthesis"], m["selection"], m["data"], m.get("eval") or {}
-    tg = ev.get("test_generation") or {}
-    pm = m["pass_matrix"]
-
-    def f(x: Any) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
-
-    return (
-        f"iteration {m['iteration'] + 1}/{total}: problems {s['accepted']}/{s['attempted']}, "
-        f"pass matrix {pm['executions']} runs ({pm['executions_per_s']}/s), kept {sel['kept']}/{sel['problems']}, "
-        f"SFT {d.get('sft_solver', 0)}+{d.get('sft_verifier', 0)} DPO {d.get('dpo_solver', 0)}+{d.get('dpo_verifier', 0)}, "
-        f"pass@1 {f(ev.get('pass@1'))}, tests ok {f(tg.get('correct_passes'))} reject-wrong {f(tg.get('rejects_wrong'))}, "
-        f"{m['time'].get('total', 0):.0f}s"
-    )
-
-
-def run_solver_verifier(
-    cfg: Config | None, resume: Path | None = None, overrides: Sequence[str] = ()
-) -> Path:
-    """``gasp solver-verifier``: ``solver_verifier.iterations`` Sol-Ver iterations, each from the
-    last checkpoint, recorded in a run directory.  Returns its path.
-
-    With ``resume`` the run continues after its last committed iteration, from
-    ``checkpoints/last``, with the config stored in the run directory plus resumable ``overrides``.
-    """
-    from gasp_rl.backends.factory import build_policy
-    from gasp_rl.eval.datasets import load_problems
-    from gasp_rl.sandbox import make_executor
-
-    store = RunStore.open(resume, overrides) if resume is not None else RunStore.create(cfg, COMMAND)  # type: ignore[arg-type]
-    if store.meta.get("command") != COMMAND:
-        store.close()
-        raise GaspError(f"{store.path} is a '{store.meta.get('command')}' run, not a {COMMAND} run")
-    cfg, sv = store.cfg, store.cfg.solver_verifier
-    start = int(store.meta.get("last_iteration", -1)) + 1
-    status = "failed"
-    bundle = executor = None
-    try:
-        if start >= sv.iterations:
-            _say(f"{store.path}: all {sv.iterations} iterations are done")
-            status = str(store.meta.get("status", "finished"))
-            return store.path
-        seeds = load_problems(sv.seed_problems, sv.seed_problems_path)
-        heldout = (
-            load_problems(cfg.eval.benchmark, cfg.eval.path, limit=sv.eval_limit)
-            if sv.eval_limit != 0
-            else []
-        )
-        bundle = build_policy(cfg)
-        executor = make_executor(cfg)
-        model, tokenizer = _trainable(bundle)
-        if start > 0:
-            if not store.last_checkpoint.is_dir():
-                raise GaspError(f"cannot resume {store.path}: no checkpoints/last (iteration {start - 1})")
-            bundle.learner.load(store.last_checkpoint)
-        seams = Seams(
-            bundle.generator,
-            model,
-            tokenizer,
-            executor,
-            _dedup_embedder(cfg, bundle),
-            getattr(bundle, "sync", None),
-        )
-        algo = SolVer(cfg, seams, seeds, heldout, store.path / "work")
-        algo.remember([r["code"] for r in read_records(store.path / "proposals.jsonl") if r.get("accepted")])
-        _say(
-            f"{COMMAND}: {len(seeds)} seed problems ({sv.seed_problems}), {sv.problems_per_iteration} problems x "
-            f"m={sv.m} per iteration, iterations {start}..{sv.iterations - 1}, held-out {len(heldout)} "
-            f"({cfg.eval.benchmark}) -> {store.path}"
-        )
-        if start == 0 and sv.eval_baseline and heldout:
-            t0 = time.perf_counter()
-            base = algo.evaluate("base", store)
-            store.save_meta(base_eval={k: v for k, v in base.items() if k != "solved"})
-            tg = base["test_generation"]
-            _say(
-                f"base model: pass@1 {base['pass@1']:.3f}, tests ok {tg['correct_passes']}, "
-                f"reject-wrong {tg['rejects_wrong']} ({time.perf_counter() - t0:.0f}s)"
-            )
-        for it in range(start, sv.iterations):
-            t0 = time.perf_counter()
-            m = algo.iteration(it, store)
-            with algo.timed("checkpoint"), quiet_libraries():
-                save_checkpoint(store, bundle.learner, it)
-            m["time"] = {**algo.clock, "total": round(time.perf_counter() - t0, 3)}
-            store.append("metrics", m)
-            store.commit_iteration(it)
-            _say(format_iteration(m, sv.iterations))
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if executor is not None:
-            executor.close()
-        close = getattr(bundle, "close", None)
-        if callable(close):
-            close()
-        store.close(status)
-    _say(f"{COMMAND} finished: {store.path}")
-    return store.path
-
-
 __all__ = [
     "Candidate",
     "Deduplicator",
     "ProblemData",
     "SolVer",
-    "TrlTrainer",
     "parse_problem",
     "parse_test",
     "run_pass_matrices",
-    "run_solver_verifier",
     "select_and_build",
     "synthesise",
     "verifier_accuracy",

@@ -295,16 +295,16 @@ def warm_up(
 def warm_up_run(
     cfg: Config, policy: Any, executor: Executor, seed_programs: Sequence[ProgramTask], store: Any
 ) -> None:
-    """The cold start of a run (``warmup.enabled``): before its first iteration only (a resumed run
-    has its own weights), recorded in ``run.json`` under ``warmup``.  Backends without a
-    finetuner (fake, OpenAI-compatible) skip it with a log line."""
-    if not cfg.warmup.enabled or store.last_checkpoint.exists():
+    """The cold start of a run (``warmup.enabled``): before its first iteration only (a run with a
+    committed iteration has its own weights), recorded in ``run.json`` under ``warmup``.  Backends
+    without a finetuner (fake, OpenAI-compatible) skip it with a log line."""
+    if not cfg.warmup.enabled or int(store.meta.get("last_iteration", -1)) >= 0:
         return
     if getattr(policy, "finetuner", None) is None or policy.learner is None:
         log.info("warm-up: skipped (model.backend=%s has no in-process finetuner)", cfg.model.backend)
         store.save_meta(warmup={"skipped": f"backend {cfg.model.backend} has no finetuner"})
         return
-    from gasp_rl.eval.goalposts import load_goalposts
+    from gasp_rl.eval.datasets import load_goalposts
 
     goalposts = load_goalposts(cfg.gasp.goalposts)
     res = warm_up(
@@ -319,32 +319,3 @@ def warm_up_run(
             **res.metrics,
         }
     )
-
-
-def run_warmup(cfg: Config) -> Path:
-    """``gasp warmup``: fine-tune (or find in the cache) the warmed weights of ``cfg``'s model."""
-    from gasp_rl.algorithms.azr import load_seed_programs
-    from gasp_rl.algorithms.loop import build_seams
-    from gasp_rl.errors import GaspError
-    from gasp_rl.eval.goalposts import load_goalposts
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    policy, executor, _ = build_seams(cfg)
-    try:
-        if getattr(policy, "finetuner", None) is None or policy.learner is None:
-            raise GaspError(
-                f"model.backend={cfg.model.backend} has no in-process finetuner: warm-up needs hf"
-            )
-        res = warm_up(
-            cfg,
-            policy.learner,
-            policy.finetuner,
-            executor,
-            load_goalposts(cfg.gasp.goalposts),
-            load_seed_programs(executor, cfg.azr.n_seed_programs),
-            cfg.model.name_or_path,
-        )
-        return res.path
-    finally:
-        executor.close()
-        policy.close()

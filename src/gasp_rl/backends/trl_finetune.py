@@ -34,6 +34,10 @@ class TrlTrainer:
 
     # ------------------------------------------------------------------ public
 
+    def quiet(self) -> Any:
+        """A context in which the training libraries' progress bars and info logs are off."""
+        return quiet_libraries()
+
     def sft(self, rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
         """Supervised fine-tuning on (prompt -> completion) rows; loss on the completion only."""
         from trl import SFTConfig, SFTTrainer

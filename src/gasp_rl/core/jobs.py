@@ -114,3 +114,14 @@ class Verdict:
         if self.reason:
             s += f": {self.reason}"
         return s
+
+
+def limits_from_config(cfg: Any) -> Limits:
+    """The default :class:`Limits` of a job from the ``sandbox`` config section."""
+    return Limits(
+        cpu_time=cfg.cpu_time,
+        wall_time=cfg.wall_time,
+        memory_mb=cfg.memory_mb,
+        output_bytes=cfg.output_bytes,
+        open_files=cfg.open_files,
+    )

@@ -41,7 +41,8 @@ from gasp_rl.errors import GaspError
 from gasp_rl.eval.datasets import load_benchmark
 from gasp_rl.eval.grading import grading_limits
 from gasp_rl.eval.runner import EvalOutcome, EvalRunner, EvalSettings, read_records
-from gasp_rl.seams import Chat, Completion, Executor, Generator, SamplingParams
+from gasp_rl.runs import write_json
+from gasp_rl.seams import Chat, Completion, Executor, Generator, SamplingParams, SeamSource
 
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
 
@@ -106,14 +107,10 @@ def target_of_path(model: str) -> Target:
 # ------------------------------------------------------------------------------ wiring
 
 
-def build_generator(cfg: Config, model: str) -> Any:
-    """The policy for ``model`` (a path, model id or endpoint model name) from the backend factory:
+def build_generator(cfg: Config, model: str, wiring: SeamSource) -> Any:
+    """The policy for ``model`` (a path, model id or endpoint model name) from the wiring:
     a :class:`~gasp_rl.seams.Generator`, or a bundle holding one as ``.generator``."""
-    from gasp_rl.backends.factory import build_policy
-
-    c = cfg.model_copy(deep=True)
-    c.model.name_or_path = model
-    return build_policy(c)
+    return wiring.policy(cfg, model)
 
 
 class LazyGenerator:
@@ -137,12 +134,10 @@ class LazyGenerator:
         gc.collect()
 
 
-def build_executor(cfg: Config, problems: list[Problem]) -> Executor:
-    """The sandbox.  (Each grading job carries its own input-size limit, the benchmark's test data
-    plus ``sandbox.max_input_bytes``: :func:`gasp_rl.eval.grading.grading_limits`.)"""
-    from gasp_rl.sandbox import make_executor
-
-    return make_executor(cfg)
+def build_executor(cfg: Config, problems: list[Problem], wiring: SeamSource) -> Executor:
+    """The sandbox, from the wiring.  (Each grading job carries its own input-size limit, the
+    benchmark's test data plus ``sandbox.max_input_bytes``: :func:`gasp_rl.eval.grading.grading_limits`.)"""
+    return wiring.executor(cfg)
 
 
 def eval_settings(cfg: Config) -> EvalSettings:
@@ -196,13 +191,6 @@ def summary_record(
     }
 
 
-def write_json(path: Path, obj: Any) -> None:
-    from gasp_rl.runs import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
 def select_checkpoint(summaries: list[dict[str, Any]], select_by: str) -> dict[str, Any]:
     """The best checkpoint by pass@1 or by pass@k (largest k evaluated); ties go to the earlier one."""
     if not summaries:
@@ -252,10 +240,11 @@ def evaluate_with(
     samples_file: Path,
     settings: EvalSettings,
     console: Console,
+    wiring: SeamSource,
 ) -> EvalOutcome:
     """Run ``target`` on ``problems`` with resumable records in ``samples_file``.  The model is
     only loaded if some problem still needs answers, and released afterwards."""
-    gen = LazyGenerator(lambda: build_generator(cfg, target.model))
+    gen = LazyGenerator(lambda: build_generator(cfg, target.model, wiring))
     runner = EvalRunner(
         gen, executor, settings, limits_for=grading_limits(cfg), chunk_problems=cfg.eval.chunk_problems
     )
@@ -278,35 +267,42 @@ def evaluate_with(
 
 
 def evaluate_target(
-    cfg: Config, target: Target, problems: list[Problem], executor: Executor, out_dir: Path, console: Console
+    cfg: Config,
+    target: Target,
+    problems: list[Problem],
+    executor: Executor,
+    out_dir: Path,
+    console: Console,
+    wiring: SeamSource,
 ) -> dict[str, Any]:
     """Evaluate one target on the configured benchmark, write and return its summary."""
     settings = eval_settings(cfg)
     bench = cfg.eval.benchmark
     samples_file = out_dir / f"{target.name}__{bench}.samples.jsonl"
-    outcome = evaluate_with(cfg, target, problems, executor, samples_file, settings, console)
+    outcome = evaluate_with(cfg, target, problems, executor, samples_file, settings, console, wiring)
     summary = summary_record(target, bench, settings, outcome, samples_file)
     write_json(out_dir / f"{target.name}__{bench}.json", summary)
     return summary
 
 
 def run_eval(
-    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None
+    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None, wiring: SeamSource
 ) -> list[dict[str, Any]]:
-    """Entry point of ``gasp eval`` (see the module docstring).  Returns the summaries."""
+    """Entry point of ``gasp eval`` (see the module docstring); ``wiring`` builds the policy of
+    each target and the sandbox (:class:`gasp_rl.wiring.Wiring`).  Returns the summaries."""
     from gasp_rl.eval.reasoning import REASONING_BENCHMARKS
 
     if cfg.eval.benchmark in REASONING_BENCHMARKS:
-        return run_reasoning_eval(cfg, run_dirs, checkpoints, out)
+        return run_reasoning_eval(cfg, run_dirs, checkpoints, out, wiring)
     console = Console(stderr=True)
     problems = load_eval_problems(cfg)
     eval_settings(cfg)  # validates ks against n before any model is loaded
     plan = eval_plan(cfg, run_dirs, checkpoints, out)
     summaries: list[dict[str, Any]] = []
-    executor = build_executor(cfg, problems)
+    executor = build_executor(cfg, problems, wiring)
     try:
         for target, out_dir in plan:
-            summaries.append(evaluate_target(cfg, target, problems, executor, out_dir, console))
+            summaries.append(evaluate_target(cfg, target, problems, executor, out_dir, console, wiring))
     finally:
         executor.close()
     for rd in run_dirs:
@@ -354,23 +350,22 @@ def eval_plan(
 
 
 def run_reasoning_eval(
-    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None
+    cfg: Config, run_dirs: list[Path], checkpoints: list[str], out: Path | None, wiring: SeamSource
 ) -> list[dict[str, Any]]:
     """``gasp eval`` on a held-out code-reasoning benchmark (:mod:`gasp_rl.eval.reasoning`):
     accuracy with a 95% interval per target, overall and per task type."""
     from gasp_rl.eval.reasoning import evaluate_reasoning, load_reasoning_items
-    from gasp_rl.sandbox import make_executor
 
     console = Console(stderr=True)
     bench = cfg.eval.benchmark
     summaries = []
-    executor = make_executor(cfg)
+    executor = wiring.executor(cfg)
     try:
         items = load_reasoning_items(bench, executor, cfg.eval.path, cfg.eval.limit, seed=0)
         for target, out_dir in eval_plan(cfg, run_dirs, checkpoints, out):
             console.print(f"[bold]{target.name}[/] ({target.model}): {len(items)} items", highlight=False)
             t0 = time.monotonic()
-            gen = LazyGenerator(lambda t=target: build_generator(cfg, t.model))
+            gen = LazyGenerator(lambda t=target: build_generator(cfg, t.model, wiring))
             try:
                 outcome = evaluate_reasoning(gen, executor, items, cfg.eval.reasoning_max_new_tokens)
             finally:

@@ -560,8 +560,6 @@ def load_problems(spec: str, path: str | Path | None = None, limit: int | None =
 def _load(spec: BenchmarkSpec, path: str | None, release_version: str | None) -> list[Problem]:
     name = spec.name
     if name == "goalposts":
-        from gasp_rl.eval.goalposts import load_goalposts
-
         return load_goalposts(path or "builtin:humaneval-demo")
     if path is not None and path.startswith("hf:"):
         return _load_hf(spec, path[3:], release_version)
@@ -602,8 +600,6 @@ def load_problem_set(spec: str) -> list[Problem]:
     - ``builtin:<goalpost set>`` -- a shipped goalpost file, e.g. ``builtin:humaneval-demo``;
     - a path to a JSONL of :class:`Problem` dicts (a goalpost file is one).
     """
-    from gasp_rl.eval.goalposts import BUILTIN_GOALPOSTS, load_goalposts
-
     if spec.startswith("builtin:"):
         name = spec[len("builtin:") :]
         if name in BUILTIN_GOALPOSTS:
@@ -614,3 +610,51 @@ def load_problem_set(spec: str) -> list[Problem]:
             f"unknown builtin problem set {name!r}; known: {', '.join([*BENCHMARKS, *BUILTIN_GOALPOSTS])}"
         )
     return load_goalposts(spec)
+
+
+# ---------------------------------------------------------------- goalpost files
+
+
+#: ``builtin:<name>`` goalpost sets shipped in ``gasp_rl/data``.
+BUILTIN_GOALPOSTS: dict[str, str] = {"humaneval-demo": "goalposts_humaneval_demo.jsonl"}
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: The command that produced the shipped demo file (kept here so the error message can say it).
+DEMO_COMMAND = (
+    "gasp goalposts goalposts.split=humaneval-train goalposts.k=8 goalposts.max_new_tokens=256 "
+    "--out src/gasp_rl/data/goalposts_humaneval_demo.jsonl"
+)
+
+
+def goalpost_path(spec: str) -> Path:
+    """The file of a goalpost spec: ``builtin:<name>`` or a path."""
+    if spec.startswith("builtin:"):
+        name = spec[len("builtin:") :]
+        if name not in BUILTIN_GOALPOSTS:
+            raise DataError(f"unknown builtin goalpost set {name!r}; known: {', '.join(BUILTIN_GOALPOSTS)}")
+        path = DATA_DIR / BUILTIN_GOALPOSTS[name]
+        if not path.is_file():
+            raise DataError(f"the builtin goalpost file {path} is missing; recreate it with: {DEMO_COMMAND}")
+        return path
+    return Path(spec)
+
+
+def load_goalposts(spec: str) -> list[Problem]:
+    """The goalpost problems of ``spec`` (``builtin:humaneval-demo`` or a goalpost JSONL file)."""
+    path = goalpost_path(spec)
+    problems = []
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        for key in ("problem_id", "prompt", "kind"):
+            if not isinstance(row.get(key), str):
+                raise DataError(f"{where}: goalpost needs a string field '{key}'")
+        if row["kind"] not in ("stdin", "functional", "check"):
+            raise DataError(f"{where}: unknown problem kind {row['kind']!r}")
+        try:
+            problems.append(Problem.from_dict(row))
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{where}: not a problem record ({e})") from None
+    if not problems:
+        raise DataError(f"{path}: no goalposts in the file")
+    return problems

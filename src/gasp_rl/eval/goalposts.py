@@ -27,7 +27,7 @@ from rich.console import Console
 
 from gasp_rl.config import Config
 from gasp_rl.core.tasks import Problem, write_jsonl
-from gasp_rl.errors import DataError, GaspError
+from gasp_rl.errors import GaspError
 from gasp_rl.eval.command import (
     Target,
     build_executor,
@@ -35,53 +35,17 @@ from gasp_rl.eval.command import (
     target_name,
     write_json,
 )
-from gasp_rl.eval.datasets import iter_jsonl, load_benchmark
-from gasp_rl.eval.runner import EvalSettings
-
-#: ``builtin:<name>`` goalpost sets shipped in ``gasp_rl/data``.
-BUILTIN_GOALPOSTS: dict[str, str] = {"humaneval-demo": "goalposts_humaneval_demo.jsonl"}
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-
-#: The command that produced the shipped demo file (kept here so the error message can say it).
-DEMO_COMMAND = (
-    "gasp goalposts goalposts.split=humaneval-train goalposts.k=8 goalposts.max_new_tokens=256 "
-    "--out src/gasp_rl/data/goalposts_humaneval_demo.jsonl"
+from gasp_rl.eval.datasets import (  # noqa: F401 - the goalpost files are read in datasets
+    BUILTIN_GOALPOSTS,
+    DATA_DIR,
+    DEMO_COMMAND,
+    goalpost_path,
+    iter_jsonl,
+    load_benchmark,
+    load_goalposts,
 )
-
-
-def goalpost_path(spec: str) -> Path:
-    """The file of a goalpost spec: ``builtin:<name>`` or a path."""
-    if spec.startswith("builtin:"):
-        name = spec[len("builtin:") :]
-        if name not in BUILTIN_GOALPOSTS:
-            raise DataError(f"unknown builtin goalpost set {name!r}; known: {', '.join(BUILTIN_GOALPOSTS)}")
-        path = DATA_DIR / BUILTIN_GOALPOSTS[name]
-        if not path.is_file():
-            raise DataError(f"the builtin goalpost file {path} is missing; recreate it with: {DEMO_COMMAND}")
-        return path
-    return Path(spec)
-
-
-def load_goalposts(spec: str) -> list[Problem]:
-    """The goalpost problems of ``spec`` (``builtin:humaneval-demo`` or a goalpost JSONL file)."""
-    path = goalpost_path(spec)
-    problems = []
-    for lineno, row in iter_jsonl(path):
-        where = f"{path}:{lineno}"
-        for key in ("problem_id", "prompt", "kind"):
-            if not isinstance(row.get(key), str):
-                raise DataError(f"{where}: goalpost needs a string field '{key}'")
-        if row["kind"] not in ("stdin", "functional", "check"):
-            raise DataError(f"{where}: unknown problem kind {row['kind']!r}")
-        try:
-            problems.append(Problem.from_dict(row))
-        except (TypeError, ValueError) as e:
-            raise DataError(f"{where}: not a problem record ({e})") from None
-    if not problems:
-        raise DataError(f"{path}: no goalposts in the file")
-    return problems
-
+from gasp_rl.eval.runner import EvalSettings
+from gasp_rl.seams import SeamSource
 
 # ------------------------------------------------------------------------------ the pipeline
 
@@ -111,8 +75,9 @@ def stage_targets(cfg: Config, checkpoints: list[str]) -> list[Target]:
     return targets
 
 
-def run_goalposts(cfg: Config, checkpoints: list[str], out: Path | None) -> list[Problem]:
-    """Entry point of ``gasp goalposts`` (see the module docstring).  Returns the goalposts."""
+def run_goalposts(cfg: Config, checkpoints: list[str], out: Path | None, wiring: SeamSource) -> list[Problem]:
+    """Entry point of ``gasp goalposts`` (see the module docstring); ``wiring`` builds each stage's
+    policy and the sandbox.  Returns the goalposts."""
     console = Console(stderr=True)
     g = cfg.goalposts
     out = Path(out or g.output)
@@ -123,14 +88,14 @@ def run_goalposts(cfg: Config, checkpoints: list[str], out: Path | None) -> list
     remaining = list(problems)
     passes: dict[str, dict[str, int]] = {p.problem_id: {} for p in problems}
     stage_rows: list[dict[str, Any]] = []
-    executor = build_executor(cfg, problems)
+    executor = build_executor(cfg, problems, wiring)
     try:
         for target in stages:
             if not remaining:
                 console.print(f"{target.name}: nothing left to filter", highlight=False)
                 break
             outcome = evaluate_with(
-                cfg, target, remaining, executor, work / f"{target.name}.jsonl", settings, console
+                cfg, target, remaining, executor, work / f"{target.name}.jsonl", settings, console, wiring
             )
             for rec in outcome.records:
                 passes[rec.problem_id][target.name] = rec.c

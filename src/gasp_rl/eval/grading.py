@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gasp_rl.core.jobs import Job, Limits, Verdict
+from gasp_rl.core.jobs import Job, Limits, Verdict, limits_from_config
 from gasp_rl.core.parsing import (
     Rejection,
     extract_code,
@@ -187,7 +187,6 @@ def grading_limits(cfg: Config | None = None) -> LimitsFn:
     model output) plus ``sandbox.max_input_bytes`` for the candidate's code.  The other limits are
     ``sandbox.*``."""
     from gasp_rl.config import Config
-    from gasp_rl.sandbox.pool import limits_from_config
 
     cfg = cfg or Config()
     base = limits_from_config(cfg.sandbox)

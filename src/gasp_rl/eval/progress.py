@@ -188,7 +188,7 @@ def write_goalpost_progress(
         out_dir = runs[0][0] / "goalposts"
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = goalpost_progress(runs, k)
-    from gasp_rl.eval.command import write_json
+    from gasp_rl.runs import write_json
 
     path = out_dir / "progress.json"
     write_json(path, progress)

@@ -80,7 +80,7 @@ def exec_command(
     from rich.console import Console
     from rich.table import Table
 
-    from gasp_rl.sandbox import make_executor
+    from gasp_rl.wiring import make_executor
 
     if not target.exists():
         raise DataError(f"{target}: no such file")

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gasp_rl.config import SandboxConfig
-from gasp_rl.core.jobs import Job, Limits, Status, Verdict
+from gasp_rl.core.jobs import Job, Status, Verdict, limits_from_config
 from gasp_rl.sandbox.isolation import ZYGOTE, Isolation, bwrap_argv, detect, python_roots
 
 log = logging.getLogger("gasp_rl.sandbox")
@@ -42,16 +42,6 @@ _MAX_BATCH = 4  # jobs sent to one worker in one write (more only unbalances the
 # is busy writing a result this thread has not read yet (the first job of a batch may be larger:
 # alone, it is read whole before it runs, as before).
 _MAX_BATCH_BYTES = 48 * 1024
-
-
-def limits_from_config(cfg: SandboxConfig) -> Limits:
-    return Limits(
-        cpu_time=cfg.cpu_time,
-        wall_time=cfg.wall_time,
-        memory_mb=cfg.memory_mb,
-        output_bytes=cfg.output_bytes,
-        open_files=cfg.open_files,
-    )
 
 
 class _Worker:

@@ -51,7 +51,7 @@ class _NodePool:
     """Body of the Ray actor: a local sandbox pool on one node."""
 
     def __init__(self, cfg: dict[str, Any], workers: int | None) -> None:
-        from gasp_rl.sandbox import LocalExecutor
+        from gasp_rl.sandbox.pool import LocalExecutor
 
         self.ex = LocalExecutor(SandboxConfig(**{**cfg, "backend": "local"}), workers=workers, quiet=True)
 

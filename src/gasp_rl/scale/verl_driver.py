@@ -30,7 +30,6 @@ import contextlib
 import logging
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -382,37 +381,20 @@ def build_verl_policy(cfg: Config, session: VerlSession) -> PolicyBundle:
     )
 
 
-@contextlib.contextmanager
-def policy_override(cfg: Config, bundle: PolicyBundle) -> Iterator[None]:
-    """Make ``gasp_rl.backends.factory.build_policy`` return ``bundle`` while the algorithm runs.
-
-    A stop-gap until the factory has a ``verl`` backend of its own; restores the factory on exit.
-    """
-    from gasp_rl.backends import factory
-
-    key = cfg.model.backend
-    previous = factory._BUILDERS[key]
-    factory._BUILDERS[key] = lambda _cfg: bundle
-    try:
-        yield
-    finally:
-        factory._BUILDERS[key] = previous
-
-
 def run(command: Command, cfg: Config, scale: VerlScaleConfig, resume: Path | None = None) -> Path:
     """Start verl's workers, run the gasp-rl algorithm of ``command`` on them, shut down."""
     with tempfile.TemporaryDirectory(prefix="gasp-verl-") as tmp:
         workdir = Path(scale.checkpoint_dir or tmp)
         session = VerlSession.start(cfg, scale, command, workdir)
         try:
-            with policy_override(cfg, build_verl_policy(cfg, session)):
-                if command == "rlvr":
-                    from gasp_rl.algorithms.rlvr import run_rlvr
+            from gasp_rl.driver import run_rlvr, run_training
+            from gasp_rl.wiring import Wiring
 
-                    return run_rlvr(cfg, resume=resume)
-                from gasp_rl.algorithms.gasp import run_training
-
-                return run_training(cfg, resume=resume)
+            # verl hands in its own policy seams; the sandbox is wired from the config as usual
+            wiring = Wiring(policy=build_verl_policy(cfg, session))
+            if command == "rlvr":
+                return run_rlvr(cfg, resume=resume, wiring=wiring)
+            return run_training(cfg, resume=resume, wiring=wiring)
         finally:
             session.close()
 
