@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 FIXTURES = Path(__file__).parent / "fixtures" / "golden_runs"
+SRC = Path(__file__).resolve().parents[1] / "src"
 VOLATILE_KEYS = {"time", "seconds", "executions_per_s", "created"}
 FLOAT_ONLY_KEYS = {"sft", "dpo"}
 #: Checkpoint files whose content is compared (resume state, the fake learner); weights,
@@ -155,24 +156,25 @@ def sv_bundle():
     )
 
 
-def run(name: str, tmp: Path, patch: Any = None) -> Path:
-    """Run golden run ``name`` under ``tmp``; ``patch(target, attr, value)`` (a monkeypatch's
-    ``setattr``) wires the Sol-Ver policy."""
+def run(name: str, tmp: Path, patch: Any = None, resume: bool = False) -> Path:
+    """Run golden run ``name`` under ``tmp`` (``resume``: continue the one there);
+    ``patch(target, attr, value)`` (a monkeypatch's ``setattr``) wires the Sol-Ver policy."""
+    from gasp_rl import driver
+
+    where = tmp / name
     if name in ("gasp", "azr", "gasp_plus_rl"):
-        from gasp_rl.driver import run_training
-
-        return run_training(_selfplay_cfg(tmp, name, 2 if name == "gasp" else 1))
+        cfg = _selfplay_cfg(tmp, name, 2 if name == "gasp" else 1)
+        return driver.run_training(None, resume=where) if resume else driver.run_training(cfg)
     if name == "rlvr":
-        from gasp_rl.driver import run_rlvr
-
-        return run_rlvr(_rlvr_cfg(tmp))
+        return driver.run_rlvr(None, resume=where) if resume else driver.run_rlvr(_rlvr_cfg(tmp))
     if name == "solver_verifier":
         from gasp_rl.backends import factory
-        from gasp_rl.driver import run_solver_verifier
 
         bundle = sv_bundle()
         patch(factory, "build_policy", lambda cfg: bundle)
-        return run_solver_verifier(_sv_cfg(tmp))
+        if resume:
+            return driver.run_solver_verifier(None, resume=where)
+        return driver.run_solver_verifier(_sv_cfg(tmp))
     raise KeyError(name)
 
 
