@@ -4,6 +4,7 @@ whole iteration (scripted generator, tiny random transformer, real TRL and real 
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from gasp_rl.backends.embedder import HashingEmbedder
 from gasp_rl.backends.trl_finetune import TrlTrainer
 from gasp_rl.config import Config, SandboxConfig
 from gasp_rl.core.jobs import Job, Verdict
-from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK
+from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK, Rejection
 from gasp_rl.core.tasks import Problem
 from gasp_rl.sandbox import LocalExecutor
 from gasp_rl.seams import Chat, Completion, SamplingParams
@@ -92,7 +93,7 @@ def test_parse_problem_drops_a_broken_body_after_a_complete_docstring() -> None:
 )
 def test_parse_problem_rejections(text: str, reason: str) -> None:
     out = sv.parse_problem(text)
-    assert isinstance(out, sv.Rejected) and out.reason == reason
+    assert isinstance(out, Rejection) and out.reason == reason
 
 
 class ScriptedGenerator:
@@ -213,21 +214,21 @@ def test_parse_test_line_by_line_and_unfenced() -> None:
     assert (
         sv.parse_test("```python\nassert f([1, 2]) == 3\nassert f(\n```", "f", 3) == "assert f([1, 2]) == 3\n"
     )
-    assert sv.parse_test("The test: assert f(2) == 4", "f", 3) == sv.Rejected(
+    assert sv.parse_test("The test: assert f(2) == 4", "f", 3) == Rejection(
         "no_unit_assert", "no `assert f(<literals>) == <literal>` line"
     )
     assert sv.parse_test("assert f(2) == 4", "f", 3) == "assert f(2) == 4\n"
     out = sv.parse_test("```python\nassert g(1) == 1\n```", "f", 3)
-    assert isinstance(out, sv.Rejected) and out.reason == "no_unit_assert"
+    assert isinstance(out, Rejection) and out.reason == "no_unit_assert"
 
 
 def test_solution_program_assembles_like_evaluation() -> None:
     p = problem("inc")
     code = sv.solution_program(p, "```python\ndef inc(x: int) -> int:\n    return x + 1\n```")
     assert isinstance(code, str) and code.startswith(p.prompt.rstrip("\n")) and "return x + 1" in code
-    assert sv.solution_program(p, "I cannot do this.") == sv.Rejected("no_code", "no code in the answer")
+    assert sv.solution_program(p, "I cannot do this.") == Rejection("no_code", "no code in the answer")
     bad = sv.solution_program(p, "```python\ndef inc(x:\n    return\n```")
-    assert isinstance(bad, sv.Rejected) and bad.reason == "syntax_error"
+    assert isinstance(bad, Rejection) and bad.reason == "syntax_error"
 
 
 # ------------------------------------------------------------------ 3. the pass matrix
@@ -510,3 +511,18 @@ def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkey
     assert (run / "checkpoints" / "iter_000001" / "model.safetensors").is_file()
     assert (run / "eval" / "base__humaneval-heldout.json").is_file()
     assert (run / "eval" / "iter_000001__humaneval-heldout.json").is_file()
+
+
+def test_unit_test_constants_follow_the_core_literal_rules() -> None:
+    from gasp_rl.core.parsing import is_constant_expression, is_literal_node
+
+    for text in ("465 + 1", "[0] * 3", "-(2 ** 8)", "{'a': (1, 2)}", "set()"):
+        node = ast.parse(text, mode="eval").body
+        assert is_constant_expression(node), text
+    for text in ("x", "len([1])", "[1][0]", "{**d}"):
+        assert not is_constant_expression(ast.parse(text, mode="eval").body), text
+    assert is_literal_node(ast.parse("(1, -2)", mode="eval").body)  # every literal is a constant
+    assert (
+        sv.parse_test("```python\nassert f(set()) == 0\nassert f(x) == 1\n```", "f", 3)
+        == "assert f(set()) == 0\n"
+    )

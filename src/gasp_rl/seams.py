@@ -1,10 +1,12 @@
-"""The four seams the algorithms are written against.  Backends implement them; algorithms never
-import a concrete backend (the CLI / :mod:`gasp_rl.factory` wires them from the config).
+"""The seams the algorithms are written against.  Backends implement them; algorithms never
+import a concrete backend (:mod:`gasp_rl.wiring` builds them from the config).
 
 - :class:`Generator`  chat prompts -> ``n`` sampled completions (HF, OpenAI-compatible, vLLM, fake)
 - :class:`Learner`    a batch of (prompt, completion, advantage) -> one clipped policy-gradient update
 - :class:`Executor`   a batch of sandbox :class:`~gasp_rl.core.jobs.Job` -> :class:`~gasp_rl.core.jobs.Verdict`
 - :class:`Embedder`   texts -> L2-normalised vectors (novelty filter, buffer dissimilarity)
+- :class:`Finetuner`  supervised demonstrations -> the policy fine-tuned in place (the cold start)
+- :class:`SeamSource` a config -> policy and sandbox (the wiring), for commands that build per model
 """
 
 from __future__ import annotations

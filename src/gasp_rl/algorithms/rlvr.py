@@ -14,8 +14,8 @@ One update reads like the method:
 6. the clipped policy-gradient steps of :func:`gasp_rl.algorithms.ppo.ppo_update`: one step by
    default, ``trainer.ppo_mini_batch_size`` mini-batches against old log-probs computed once.
 
-:class:`RLVRStepper` does exactly one such update and is shared by ``gasp rlvr`` (:func:`run_rlvr`)
-and by the GASP loop in ``mode=gasp_plus_rl``, which calls :meth:`RLVRStepper.step`
+:class:`RLVRStepper` does exactly one such update and is shared by ``gasp rlvr`` (:class:`RLVR`, run
+by :mod:`gasp_rl.driver`) and by the GASP loop in ``mode=gasp_plus_rl``, which calls :meth:`RLVRStepper.step`
 ``gasp.rl_updates_per_iteration`` times after each global iteration.  Same learner, same sandbox,
 same grading (:mod:`gasp_rl.eval.grading`) as evaluation, so comparisons are apples to apples.
 

@@ -26,712 +26,71 @@ Design notes
   problem is a duplicate.  Problems that differ only in a name or a word are caught, no weights
   are needed, and it costs microseconds.  ``solver_verifier.dedup_embedder=policy`` uses the
   policy's own embedder instead.
-- *A unit test* is a list of ``assert`` statements of the form ``assert f(<literals>) == <literal>``
-  (or ``assert f(...)``, ``assert not f(...)``, ``... is None/True/False``).  Everything else the
-  verifier writes (a re-definition of ``f``, prints, tautologies such as ``f(x) == f(x)``) is
-  dropped before execution: a test that re-defines ``f`` would pass for every solution.
+- *A unit test* is a list of ``assert`` statements of the form ``assert f(<constants>) == <constant>``
+  (or ``assert f(...)``, ``assert not f(...)``, ``... is None/True/False``); everything else the
+  verifier writes is dropped before execution (:mod:`gasp_rl.core.unit_tests`, which also parses
+  synthesised problems).
 - *Test-generation accuracy* (SPEC 9 step 5): the fraction of generated tests that the known-
-  correct solution passes, and the fraction that reject a known-wrong one.  The known-wrong
-  solution is the reference with its result perturbed (``not r``, ``r + 1``, ``r + "?"``, one extra
-  element...): wrong on every input, yet with the right signature, so only a test that checks the
-  value rejects it.  A problem whose perturbed reference still passes the official tests is left
-  out of the rejection rate.
+  correct solution passes, and the fraction that reject a known-wrong one
+  (:mod:`gasp_rl.eval.test_generation`).
 - Training data are the model's own raw completions (on-policy text), so DPO's log-ratios are
   those of outputs the policy actually produces.
+
+The steps 1-4 are :mod:`gasp_rl.algorithms.solver_verifier_steps`; the SFT + DPO trainer is a
+seam (:class:`Trainer`, TRL's in :mod:`gasp_rl.backends.trl_finetune`, wired by
+:mod:`gasp_rl.wiring`).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
-import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
-from gasp_rl.algorithms.rlvr import derive_seed as _derive_seed
 from gasp_rl.algorithms.selfplay import PhaseClock
-from gasp_rl.config import Config, SolverVerifierConfig
-from gasp_rl.core.agreement import Selection, matrix_stats, select_by_agreement, training_indices
-from gasp_rl.core.jobs import Job, Limits, Verdict
-from gasp_rl.core.novelty import VectorBuffer
-from gasp_rl.core.parsing import (
-    PYTHON_FENCE_TAGS,
-    STOP_AFTER_CODE_BLOCK,
-    extract_code,
-    fenced_blocks,
-    parses,
+from gasp_rl.algorithms.solver_verifier_steps import (
+    RECORD_CHARS,
+    Candidate,
+    Deduplicator,
+    ProblemData,
+    ProblemProposal,
+    TrainingData,
+    derive_seed,
+    example_problem_texts,
+    pass_matrix_jobs,
+    run_pass_matrices,
+    sample_solutions,
+    sample_tests,
+    select_and_build,
+    selection_stats,
+    solution_program,
+    solver_prompt,
+    synthesise,
+    verifier_prefill,
+    verifier_prompt,
 )
-from gasp_rl.core.prompts import render_chat
+from gasp_rl.config import Config
+from gasp_rl.core.jobs import Limits
+from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK
 from gasp_rl.core.tasks import Problem
+from gasp_rl.core.unit_tests import (
+    close_fence,
+    cut_after_docstring,
+    is_unit_assert,
+    parse_problem,
+    parse_test,
+)
+from gasp_rl.eval.test_generation import reference_program, verifier_accuracy, wrong_program
 from gasp_rl.runs import RunStore, atomic_write_text, read_records
-from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams, generate_prefilled
-
-log = logging.getLogger(__name__)
+from gasp_rl.seams import Embedder, Executor, Generator, SamplingParams
 
 COMMAND = "solver-verifier"
-#: Characters of model text kept per record (run directories stay small).
-RECORD_CHARS = 2000
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    """A seed per (run seed, step, ...) that does not depend on Python's string hashing."""
-    return _derive_seed(base, "sol-ver", *parts)
-
-
-# ====================================================================== 1. problem synthesis
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """Why a piece of model text was not usable (recorded, never raised)."""
-
-    reason: str
-    detail: str = ""
-
-
-def parse_problem(text: str) -> tuple[str, str, str] | Rejected:
-    """A synthesised problem as ``(prompt, entry_point, description)``, or why not.
-
-    The prompt is the HumanEval form: the top-level imports, then the first function's signature
-    and docstring only (any body the model wrote is dropped: SPEC 9 problems are a description
-    plus a signature).
-    """
-    code = extract_code(text)
-    if code is None:
-        return Rejected("no_code")
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
-        # the body is dropped anyway: a broken or cut body after a complete docstring is fine
-        code = cut_after_docstring(code)
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            return Rejected("syntax_error", str(e)[:200])
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), None)
-    if fn is None:
-        return Rejected("no_function")
-    doc = ast.get_docstring(fn)
-    if not doc or len(doc.split()) < 4:
-        return Rejected("no_docstring", "the function needs a docstring of at least 4 words")
-    lines = code.split("\n")
-    imports = [
-        "\n".join(lines[n.lineno - 1 : n.end_lineno])
-        for n in tree.body
-        if isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno < fn.lineno
-    ]
-    header = "\n".join(lines[fn.lineno - 1 : fn.body[0].end_lineno])
-    prompt = ("\n".join(imports) + "\n\n\n" if imports else "") + header + "\n"
-    if not parses(prompt):
-        return Rejected("syntax_error", "signature and docstring do not parse on their own")
-    return prompt, fn.name, doc.strip()
-
-
-def cut_after_docstring(code: str) -> str:
-    """``code`` up to the line that closes the docstring of its first top-level ``def`` (the text
-    is returned whole when there is no such docstring)."""
-    lines = code.split("\n")
-    start = next((k for k, line in enumerate(lines) if line.startswith("def ")), None)
-    if start is None:
-        return code
-    rest = "\n".join(lines[start:])
-    m = re.search(r'("""|\'\'\')', rest)
-    if m is None:
-        return code
-    close = rest.find(m.group(1), m.end())
-    if close < 0:
-        return code
-    return "\n".join(lines[:start]) + ("\n" if start else "") + rest[: close + 3]
-
-
-def example_problem_texts() -> list[str]:
-    """The problems shown in the synthesis template's worked example (copying them is a duplicate)."""
-    chat = render_chat("solver_verifier_synthesize", seed="")
-    return [c for m in chat[:-1] if (c := extract_code(m["content"])) and parses(c)]
-
-
-class Deduplicator:
-    """Near-duplicate filter over problem texts: cosine similarity of embeddings against a buffer."""
-
-    def __init__(self, embedder: Embedder, threshold: float) -> None:
-        self.embedder = embedder
-        self.threshold = threshold
-        self.buffer = VectorBuffer()
-
-    def add(self, texts: Sequence[str]) -> None:
-        if texts:
-            self.buffer.add(self.embedder.embed(list(texts)))
-
-    def similarity(self, text: str) -> float:
-        """Largest cosine similarity of ``text`` to anything in the buffer (-1 when empty)."""
-        return float(self.buffer.max_similarity(self.embedder.embed([text]))[0])
-
-    def admit(self, text: str) -> tuple[bool, float]:
-        """(is new, similarity); a new text joins the buffer at once (de-dup within a batch too)."""
-        sim = self.similarity(text)
-        if sim > self.threshold:
-            return False, sim
-        self.add([text])
-        return True, sim
-
-
-@dataclass
-class ProblemProposal:
-    """One synthesis attempt; becomes a ``proposals.jsonl`` record."""
-
-    id: str
-    iteration: int
-    seed_id: str
-    raw: str
-    problem: Problem | None = None
-    rejection_reason: str | None = None
-    detail: str = ""
-    similarity: float | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.problem is not None
-
-    def record(self) -> dict[str, Any]:
-        p = self.problem
-        return {
-            "id": self.id,
-            "iteration": self.iteration,
-            "phase": "synthesis",
-            "parent_id": self.seed_id,
-            "task_type": "sol-ver",
-            "code": p.prompt if p else None,
-            "entry_point": p.entry_point if p else None,
-            "message": p.meta.get("description", "") if p else "",
-            "raw": self.raw[:RECORD_CHARS],
-            "valid": self.rejection_reason not in _PARSE_REASONS,
-            "accepted": self.accepted,
-            "rejection_reason": self.rejection_reason,
-            "detail": self.detail,
-            "similarity_question": self.similarity,
-        }
-
-
-_PARSE_REASONS = ("no_code", "syntax_error", "no_function", "no_docstring")
-
-
-def synthesise(
-    generator: Generator,
-    seeds: Sequence[Problem],
-    dedup: Deduplicator,
-    *,
-    iteration: int,
-    wanted: int,
-    oversample: int,
-    rounds: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
-) -> list[ProblemProposal]:
-    """Up to ``rounds`` rounds of proposals, each shown one random seed problem, until ``wanted``
-    new problems are accepted; a round samples ``oversample`` proposals per problem still missing.
-    Returns every proposal (accepted or not)."""
-    proposals: list[ProblemProposal] = []
-    n_accepted = 0
-    for r in range(rounds):
-        if n_accepted >= wanted:
-            break
-        rng = random.Random(derive_seed(seed, "synth-seeds", iteration, r))
-        shown = [rng.choice(seeds) for _ in range((wanted - n_accepted) * oversample)]
-        chats = [render_chat("solver_verifier_synthesize", seed=s.prompt.strip("\n")) for s in shown]
-        params = SamplingParams(
-            n=1,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            seed=derive_seed(seed, "synth", iteration, r),
-            stop=list(STOP_AFTER_CODE_BLOCK),
-            purpose="sv_synthesize",
-        )
-        for k, (s, comps) in enumerate(zip(shown, generator.generate(chats, params))):
-            text = comps[0].text if comps else ""
-            prop = ProblemProposal(
-                id=f"sv{iteration}-{r}-{k}", iteration=iteration, seed_id=s.problem_id, raw=text
-            )
-            proposals.append(prop)
-            if n_accepted >= wanted:
-                prop.rejection_reason = "enough_problems"
-                continue
-            parsed = parse_problem(text)
-            if isinstance(parsed, Rejected):
-                prop.rejection_reason, prop.detail = parsed.reason, parsed.detail
-                continue
-            prompt, entry_point, description = parsed
-            new, prop.similarity = dedup.admit(prompt)
-            if not new:
-                prop.rejection_reason = "duplicate"
-                prop.detail = f"cosine similarity {prop.similarity:.3f} > {dedup.threshold}"
-                continue
-            prop.problem = Problem(
-                problem_id=prop.id,
-                prompt=prompt,
-                kind="check",
-                entry_point=entry_point,
-                source="sol-ver",
-                meta={"description": description, "seed_id": s.problem_id, "iteration": iteration},
-            )
-            n_accepted += 1
-    return proposals
-
-
-# ====================================================================== 2. sampling both roles
-
-
-def solution_program(problem: Problem, text: str) -> str | Rejected:
-    """The program a solver answer stands for, assembled exactly as evaluation does it
-    (:func:`gasp_rl.eval.grading.solution_program`), or why there is none."""
-    from gasp_rl.eval.grading import solution_program as assemble
-
-    program = assemble(problem, text)
-    if not program.code:
-        return Rejected("no_code", program.reason)
-    if not parses(program.code):
-        return Rejected("syntax_error")
-    return program.code
-
-
-#: AST nodes a constant expression may contain: values, containers and arithmetic, but no name,
-#: call, attribute or subscript, so it means the same in any program (``465 + 1``, ``[0] * 3``).
-_CONSTANT_NODES = (
-    ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.UnaryOp, ast.BinOp, ast.Load,
-    ast.operator, ast.unaryop,
-)  # fmt: skip
-
-
-def _literal(node: ast.expr) -> bool:
-    """Whether ``node`` is a constant expression (see ``_CONSTANT_NODES``)."""
-    return all(isinstance(n, _CONSTANT_NODES) for n in ast.walk(node))
-
-
-def _unit_call(node: ast.expr, entry_point: str) -> bool:
-    """``entry_point(<literal>, ...)``: one call of the function under test on concrete values."""
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == entry_point
-        and all(_literal(a) for a in node.args)
-        and all(kw.arg is not None and _literal(kw.value) for kw in node.keywords)
-    )
-
-
-def is_unit_assert(node: ast.stmt, entry_point: str) -> bool:
-    """Whether ``node`` checks one call of ``entry_point`` on constants against a constant result:
-    ``assert f(..) == v`` / ``v == f(..)``, ``assert f(..)``, ``assert not f(..)``,
-    ``assert f(..) is None|True|False``."""
-    if not isinstance(node, ast.Assert):
-        return False
-    t = node.test
-    if isinstance(t, ast.UnaryOp) and isinstance(t.op, ast.Not):
-        t = t.operand
-    if _unit_call(t, entry_point):
-        return True
-    if isinstance(t, ast.Compare) and len(t.ops) == 1:
-        left, right, op = t.left, t.comparators[0], t.ops[0]
-        if isinstance(op, ast.Eq):
-            return (_unit_call(left, entry_point) and _literal(right)) or (
-                _unit_call(right, entry_point) and _literal(left)
-            )
-        if isinstance(op, ast.Is):
-            return (
-                _unit_call(left, entry_point)
-                and isinstance(right, ast.Constant)
-                and right.value in (None, True, False)
-            )
-    return False
-
-
-def _statements(source: str) -> list[ast.stmt]:
-    """Top-level statements of ``source``; if it does not parse as a whole, of each line that does."""
-    try:
-        return list(ast.parse(source).body)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        pass
-    out: list[ast.stmt] = []
-    for line in source.split("\n"):
-        try:
-            out.extend(ast.parse(line.strip()).body)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            continue
-    return out
-
-
-def parse_test(text: str, entry_point: str, max_asserts: int) -> str | Rejected:
-    """The unit test in a verifier answer: its top-level unit asserts (module docstring), taken
-    from every Python code block (or the whole text when there is no fence), at most
-    ``max_asserts``, normalised with ``ast.unparse``."""
-    blocks = [b.body for b in fenced_blocks(text) if b.tag in PYTHON_FENCE_TAGS]
-    sources = blocks or [text]
-    asserts = [
-        ast.unparse(node) for src in sources for node in _statements(src) if is_unit_assert(node, entry_point)
-    ]
-    if not asserts:
-        return Rejected("no_unit_assert", f"no `assert {entry_point}(<literals>) == <literal>` line")
-    return "\n".join(dict.fromkeys(asserts[:max_asserts])) + "\n"
-
-
-@dataclass
-class Candidate:
-    """One sampled solution or test: the raw completion, and the runnable code or why not."""
-
-    text: str
-    code: str | None
-    reason: str = ""
-    finish_reason: str = "stop"
-
-    @property
-    def valid(self) -> bool:
-        return self.code is not None
-
-    def key(self) -> str:
-        """Identity for de-duplicating training examples: the code, else the raw text."""
-        return self.code if self.code is not None else self.text
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "text": self.text[:RECORD_CHARS],
-            "code": self.code[:RECORD_CHARS] if self.code else None,
-            "reason": self.reason,
-            "finish_reason": self.finish_reason,
-        }
-
-
-def close_fence(text: str) -> str:
-    """``text`` with its last code block closed again when a stop string cut the closing fence
-    off, so training examples show the model a complete answer."""
-    text = text.rstrip()
-    return text + "\n```" if text.count("```") % 2 == 1 else text
-
-
-def _candidate(text: str, comp: Completion, parsed: str | Rejected) -> Candidate:
-    if isinstance(parsed, Rejected):
-        return Candidate(text, None, parsed.reason, comp.finish_reason)
-    return Candidate(text, parsed, "", comp.finish_reason)
-
-
-def solver_prompt(problem: Problem) -> Chat:
-    return render_chat(
-        "solver_verifier_solve", problem=problem.prompt.strip("\n"), entry_point=problem.entry_point
-    )
-
-
-def verifier_prompt(problem: Problem) -> Chat:
-    return render_chat(
-        "solver_verifier_test", problem=problem.prompt.strip("\n"), entry_point=problem.entry_point
-    )
-
-
-def verifier_prefill(problem: Problem) -> str:
-    """The start of the verifier's answer, written for it (``verifier_prefill``): the opening of
-    the asked-for line.  The answer's text (parsed, recorded and trained on) includes it."""
-    return f"```python\nassert {problem.entry_point}("
-
-
-def sample_solutions(
-    generator: Generator, problems: Sequence[Problem], params: SamplingParams
-) -> list[list[Candidate]]:
-    """``params.n`` solver answers per problem, parsed into runnable programs."""
-    if not problems:
-        return []
-    outs = generator.generate([solver_prompt(p) for p in problems], params)
-    return [
-        [_candidate(t := close_fence(c.text), c, solution_program(p, t)) for c in comps]
-        for p, comps in zip(problems, outs)
-    ]
-
-
-def sample_tests(
-    generator: Generator,
-    problems: Sequence[Problem],
-    params: SamplingParams,
-    max_asserts: int,
-    prefill: bool = False,
-) -> list[list[Candidate]]:
-    """``params.n`` verifier answers per problem, parsed into assert-based unit tests.  With
-    ``prefill`` the answer starts with :func:`verifier_prefill` (the generator must continue a
-    final assistant message, as the Hugging Face backend does)."""
-    if not problems:
-        return []
-    starts = [verifier_prefill(p) if prefill else "" for p in problems]
-    outs = generate_prefilled(generator, [verifier_prompt(p) for p in problems], params, starts)
-    return [
-        [_candidate(t := close_fence(c.text), c, parse_test(t, p.entry_point, max_asserts)) for c in comps]
-        for p, comps in zip(problems, outs)
-    ]
-
-
-# ====================================================================== 3. the pass matrix
-
-
-def pass_matrix_jobs(
-    solutions: Sequence[Sequence[str | None]], tests: Sequence[Sequence[str | None]], limits: Limits | None
-) -> tuple[list[Job], list[tuple[int, int, int]]]:
-    """One ``check`` job per (valid solution, valid test) of every problem, and where each goes
-    as (problem, solution row, test column).  Invalid candidates get no job (their row / column
-    of the matrix stays False)."""
-    jobs: list[Job] = []
-    where: list[tuple[int, int, int]] = []
-    for p, (sols, tsts) in enumerate(zip(solutions, tests)):
-        for i, code in enumerate(sols):
-            if code is None:
-                continue
-            for j, test in enumerate(tsts):
-                if test is None:
-                    continue
-                jobs.append(
-                    Job(
-                        kind="check",
-                        code=code,
-                        test_code=test,
-                        entry_point="",
-                        limits=limits,
-                        id=f"{p}:{i}:{j}",
-                    )
-                )
-                where.append((p, i, j))
-    return jobs, where
-
-
-def run_pass_matrices(
-    executor: Executor,
-    solutions: Sequence[Sequence[str | None]],
-    tests: Sequence[Sequence[str | None]],
-    limits: Limits | None = None,
-) -> tuple[list[np.ndarray], list[Verdict]]:
-    """Every solution x every test of every problem, in ONE batched ``executor.run`` call (the
-    executor spreads it over its workers).  Returns one boolean (solutions x tests) matrix per
-    problem, and the verdicts in job order."""
-    mats = [np.zeros((len(s), len(t)), dtype=bool) for s, t in zip(solutions, tests)]
-    jobs, where = pass_matrix_jobs(solutions, tests, limits)
-    verdicts = executor.run(jobs) if jobs else []
-    for (p, i, j), v in zip(where, verdicts):
-        mats[p][i, j] = v.passed
-    return mats, verdicts
-
-
-# ====================================================================== 4. selection -> training data
-
-
-@dataclass
-class ProblemData:
-    """Everything one problem produced in one iteration."""
-
-    problem: Problem
-    solutions: list[Candidate]
-    tests: list[Candidate]
-    matrix: np.ndarray | None = None
-    selection: Selection | None = None
-
-    def record(self, iteration: int) -> dict[str, Any]:
-        """A ``students.jsonl`` record: the candidates, the pass matrix and the decision."""
-        sel = self.selection or Selection(reason="not_run")
-        m = self.matrix if self.matrix is not None else np.zeros((0, 0), dtype=bool)
-        return {
-            "iteration": iteration,
-            "phase": "solver",
-            "source_id": self.problem.problem_id,
-            "task_type": "sol-ver",
-            "n": len(self.solutions),
-            "mean_reward": float(m.mean()) if m.size else 0.0,
-            "entry_point": self.problem.entry_point,
-            "prompt": self.problem.prompt,
-            "solutions": [c.record() for c in self.solutions],
-            "tests": [c.record() for c in self.tests],
-            "pass_matrix": m.astype(int).tolist(),
-            "kept": sel.kept,
-            "drop_reason": sel.reason,
-            "trusted_solutions": list(sel.trusted_solutions),
-            "trusted_tests": list(sel.trusted_tests),
-            "solution_scores": list(sel.solution_scores),
-            "test_weights": list(sel.test_weights),
-        }
-
-
-@dataclass
-class TrainingData:
-    """SFT rows and DPO rows in TRL's conversational prompt-completion / preference formats."""
-
-    sft: list[dict[str, Any]] = field(default_factory=list)
-    dpo: list[dict[str, Any]] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-
-
-def _assistant(text: str) -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": text.strip()}]
-
-
-def select_and_build(problems: Sequence[ProblemData], sv: SolverVerifierConfig) -> TrainingData:
-    """Run the agreement selection on each pass matrix and turn the decisions into SFT examples
-    and DPO pairs of both roles (``counts`` says how many of each)."""
-    data = TrainingData()
-    for pd in problems:
-        if pd.matrix is None:
-            continue
-        pd.selection = select_by_agreement(
-            pd.matrix,
-            [c.valid for c in pd.solutions],
-            [c.valid for c in pd.tests],
-            min_trusted_solutions=sv.min_trusted_solutions,
-            min_trusted_tests=sv.min_trusted_tests,
-        )
-        solver, verifier = training_indices(
-            pd.selection,
-            [c.key() for c in pd.solutions],
-            [c.key() for c in pd.tests],
-            max_sft=sv.max_sft_per_problem,
-            max_pairs=sv.max_pairs_per_problem,
-        )
-        for role, prompt, cands, rd in (
-            ("solver", solver_prompt(pd.problem), pd.solutions, solver),
-            ("verifier", verifier_prompt(pd.problem), pd.tests, verifier),
-        ):
-            for i in rd.sft:
-                data.sft.append({"prompt": prompt, "completion": _assistant(cands[i].text)})
-            for c, r in rd.pairs:
-                data.dpo.append(
-                    {
-                        "prompt": prompt,
-                        "chosen": _assistant(cands[c].text),
-                        "rejected": _assistant(cands[r].text),
-                    }
-                )
-            data.counts[f"sft_{role}"] += len(rd.sft)
-            data.counts[f"dpo_{role}"] += len(rd.pairs)
-    return data
-
-
-def selection_stats(problems: Sequence[ProblemData]) -> dict[str, Any]:
-    """Per-iteration data statistics: problems kept, drop reasons, agreement rates."""
-    sels = [pd.selection for pd in problems if pd.selection is not None]
-    kept = [(pd, pd.selection) for pd in problems if pd.selection is not None and pd.selection.kept]
-    mats = [pd.matrix for pd in problems if pd.matrix is not None and pd.matrix.size]
-
-    def mean(xs: list[float]) -> float | None:
-        return float(np.mean(xs)) if xs else None
-
-    return {
-        "problems": len(problems),
-        "kept": len(kept),
-        "drop_reasons": dict(Counter(s.reason for s in sels if not s.kept)),
-        # agreement rate: the share of a kept problem's solutions (tests) that are trusted
-        "solution_agreement": mean([len(s.trusted_solutions) / len(pd.solutions) for pd, s in kept]),
-        "test_agreement": mean([len(s.trusted_tests) / len(pd.tests) for pd, s in kept]),
-        "pass_rate": mean([matrix_stats(m)["pass_rate"] for m in mats]),
-        "solutions_passing_any": mean([matrix_stats(m)["solutions_passing_any"] for m in mats]),
-        "tests_passed_by_any": mean([matrix_stats(m)["tests_passed_by_any"] for m in mats]),
-    }
-
-
-# ====================================================================== 5. training with TRL
-
-
-# ====================================================================== 6. metrics
-
-
-#: Wraps a reference solution so that it is wrong on every input but keeps its signature:
-#: ``{entry}`` is re-bound to a function returning a perturbed result.
-_WRONG_WRAPPER = """
-
-_gasp_reference = {entry}
-
-
-def {entry}(*args, **kwargs):
-    r = _gasp_reference(*args, **kwargs)
-    if isinstance(r, bool):
-        return not r
-    if isinstance(r, (int, float)):
-        return r + 1
-    if isinstance(r, str):
-        return r + "?"
-    if isinstance(r, (list, tuple)):
-        return type(r)(list(r) + [None])
-    if r is None:
-        return 0
-    return None
-"""
-
-
-def reference_program(problem: Problem) -> str | None:
-    """The known-correct program of a problem (HumanEval: prompt + canonical solution)."""
-    canonical = problem.meta.get("canonical_solution") or ""
-    if problem.kind != "check" or not canonical.strip():
-        return None
-    return problem.prompt + canonical
-
-
-def wrong_program(problem: Problem) -> str | None:
-    """A known-wrong program: the reference with every result perturbed."""
-    ref = reference_program(problem)
-    return None if ref is None else ref.rstrip("\n") + "\n" + _WRONG_WRAPPER.format(entry=problem.entry_point)
-
-
-def verifier_accuracy(
-    executor: Executor,
-    problems: Sequence[Problem],
-    tests: Sequence[Sequence[Candidate]],
-    limits: Limits | None = None,
-) -> dict[str, Any]:
-    """SPEC 9.5: of the generated tests (unparseable ones count as failures), the fraction the
-    known-correct solution passes, the fraction that reject the known-wrong one, and the fraction
-    that do both (a test that separates right from wrong).  One executor batch."""
-    jobs: list[Job] = []
-    slots: list[tuple[str, int, int]] = []  # (what, problem, test)
-    usable = []
-    for p, prob in enumerate(problems):
-        ref, bad = reference_program(prob), wrong_program(prob)
-        if ref is None or bad is None:
-            continue
-        usable.append(p)
-        jobs.append(
-            Job("check", code=bad, test_code=prob.check_code, entry_point=prob.entry_point, limits=limits)
-        )
-        slots.append(("wrong_is_wrong", p, -1))
-        for j, t in enumerate(tests[p]):
-            if t.code is None:
-                continue
-            jobs.append(Job("check", code=ref, test_code=t.code, entry_point="", limits=limits))
-            slots.append(("correct", p, j))
-            jobs.append(Job("check", code=bad, test_code=t.code, entry_point="", limits=limits))
-            slots.append(("wrong", p, j))
-    verdicts = executor.run(jobs) if jobs else []
-    passed = {(w, p, j): v.passed for (w, p, j), v in zip(slots, verdicts)}
-    n_tests = accept = reject = both = 0
-    n_reject_base = 0
-    for p in usable:
-        wrong_really_wrong = not passed.get(("wrong_is_wrong", p, -1), True)
-        for j, t in enumerate(tests[p]):
-            n_tests += 1
-            ok = t.code is not None and passed.get(("correct", p, j), False)
-            rej = t.code is not None and not passed.get(("wrong", p, j), True)
-            accept += ok
-            if wrong_really_wrong:
-                n_reject_base += 1
-                reject += rej
-                both += ok and rej
-
-    def frac(a: int, b: int) -> float | None:
-        return a / b if b else None
-
-    return {
-        "problems": len(usable),
-        "tests": n_tests,
-        "valid": sum(1 for p in usable for t in tests[p] if t.code is not None),
-        "correct_passes": frac(accept, n_tests),
-        "rejects_wrong": frac(reject, n_reject_base),
-        "discriminating": frac(both, n_reject_base),
-    }
 
 
 # ====================================================================== the algorithm
@@ -1030,14 +389,35 @@ def _write_eval_summary(store: RunStore, tag: int | str, result: dict[str, Any])
 
 
 __all__ = [
+    "COMMAND",
+    "RECORD_CHARS",
     "Candidate",
     "Deduplicator",
     "ProblemData",
+    "ProblemProposal",
+    "Seams",
     "SolVer",
+    "Trainer",
+    "TrainingData",
+    "close_fence",
+    "cut_after_docstring",
+    "derive_seed",
+    "example_problem_texts",
+    "is_unit_assert",
     "parse_problem",
     "parse_test",
+    "pass_matrix_jobs",
+    "reference_program",
     "run_pass_matrices",
+    "sample_solutions",
+    "sample_tests",
     "select_and_build",
+    "selection_stats",
+    "solution_program",
+    "solver_prompt",
     "synthesise",
     "verifier_accuracy",
+    "verifier_prefill",
+    "verifier_prompt",
+    "wrong_program",
 ]

@@ -210,6 +210,11 @@ REJECTION_REASONS: dict[str, str] = {
     "no_answer": "no `Answer:` line, no answer block and no bare value",
     "answer_too_long": f"the answer is longer than {MAX_ANSWER_CHARS} characters",
     "answer_not_literal_syntax": "the answer is not a Python literal (or argument list of literals)",
+    # Sol-Ver (gasp_rl.core.unit_tests): synthesised problems, solver answers, verifier tests
+    "no_code": "no code in the answer",
+    "no_function": "the synthesised problem defines no function",
+    "no_docstring": "the synthesised function has no docstring of at least 4 words",
+    "no_unit_assert": "no `assert f(<literals>) == <literal>` line in the test",
 }
 
 
@@ -275,6 +280,25 @@ def is_literal_node(node: ast.AST) -> bool:
     if isinstance(node, ast.Call):
         return (
             isinstance(node.func, ast.Name) and node.func.id == "set" and not node.args and not node.keywords
+        )
+    return False
+
+
+def is_constant_expression(node: ast.AST) -> bool:
+    """Whether ``node`` is a literal (:func:`is_literal_node`) or literals combined by arithmetic
+    and container displays (``465 + 1``, ``[0] * 3``, ``-(2 ** 8)``): no name, call (but
+    ``set()``), attribute or subscript, so it means the same in any program."""
+    if is_literal_node(node):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return is_constant_expression(node.operand)
+    if isinstance(node, ast.BinOp):
+        return is_constant_expression(node.left) and is_constant_expression(node.right)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(is_constant_expression(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and is_constant_expression(k) for k in node.keys) and all(
+            is_constant_expression(v) for v in node.values
         )
     return False
 
