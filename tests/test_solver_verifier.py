@@ -514,7 +514,8 @@ def test_run_directory_checkpoints_and_resume(tiny_model, tmp_path: Path, monkey
 
 
 def test_unit_test_constants_follow_the_core_literal_rules() -> None:
-    from gasp_rl.core.parsing import is_constant_expression, is_literal_node
+    from gasp_rl.core.parsing import is_literal_node
+    from gasp_rl.core.unit_tests import is_constant_expression
 
     for text in ("465 + 1", "[0] * 3", "-(2 ** 8)", "{'a': (1, 2)}", "set()"):
         node = ast.parse(text, mode="eval").body

@@ -284,25 +284,6 @@ def is_literal_node(node: ast.AST) -> bool:
     return False
 
 
-def is_constant_expression(node: ast.AST) -> bool:
-    """Whether ``node`` is a literal (:func:`is_literal_node`) or literals combined by arithmetic
-    and container displays (``465 + 1``, ``[0] * 3``, ``-(2 ** 8)``): no name, call (but
-    ``set()``), attribute or subscript, so it means the same in any program."""
-    if is_literal_node(node):
-        return True
-    if isinstance(node, ast.UnaryOp):
-        return is_constant_expression(node.operand)
-    if isinstance(node, ast.BinOp):
-        return is_constant_expression(node.left) and is_constant_expression(node.right)
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        return all(is_constant_expression(e) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(k is not None and is_constant_expression(k) for k in node.keys) and all(
-            is_constant_expression(v) for v in node.values
-        )
-    return False
-
-
 def _parse_expr(text: str) -> ast.expr | None:
     try:
         return ast.parse(text.strip(), mode="eval").body

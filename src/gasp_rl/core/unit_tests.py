@@ -5,7 +5,7 @@
   and docstring (any body the model wrote is dropped).
 - *A unit test* is a list of ``assert`` statements of the form ``assert f(<constants>) ==
   <constant>`` (or ``assert f(...)``, ``assert not f(...)``, ``... is None/True/False``), the
-  constants being :func:`~gasp_rl.core.parsing.is_constant_expression`.  Everything else the
+  constants being :func:`is_constant_expression`.  Everything else the
   verifier writes (a re-definition of ``f``, prints, tautologies such as ``f(x) == f(x)``) is
   dropped before execution: a test that re-defines ``f`` would pass for every solution.
 
@@ -22,9 +22,28 @@ from gasp_rl.core.parsing import (
     Rejection,
     extract_code,
     fenced_blocks,
-    is_constant_expression,
+    is_literal_node,
     parses,
 )
+
+
+def is_constant_expression(node: ast.AST) -> bool:
+    """Whether ``node`` is a literal (:func:`~gasp_rl.core.parsing.is_literal_node`) or literals combined by arithmetic
+    and container displays (``465 + 1``, ``[0] * 3``, ``-(2 ** 8)``): no name, call (but
+    ``set()``), attribute or subscript, so it means the same in any program."""
+    if is_literal_node(node):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return is_constant_expression(node.operand)
+    if isinstance(node, ast.BinOp):
+        return is_constant_expression(node.left) and is_constant_expression(node.right)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(is_constant_expression(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and is_constant_expression(k) for k in node.keys) and all(
+            is_constant_expression(v) for v in node.values
+        )
+    return False
 
 
 def parse_problem(text: str) -> tuple[str, str, str] | Rejection:
@@ -84,7 +103,7 @@ def cut_after_docstring(code: str) -> str:
 
 def _unit_call(node: ast.expr, entry_point: str) -> bool:
     """``entry_point(<constants>, ...)``: one call of the function under test on concrete values
-    (constant expressions, :func:`~gasp_rl.core.parsing.is_constant_expression`)."""
+    (constant expressions, :func:`is_constant_expression`)."""
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
