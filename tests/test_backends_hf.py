@@ -196,17 +196,30 @@ def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -
             assert fast == static, (prefix_cache, refill)
 
 
-@pytest.mark.skip(
-    reason="open (issue 14): sampled rows of the continuous engine differ from the static engine's for the "
-    "same seeds (greedy output is identical, see the test above); fails on main as of 2026-12-03"
-)
 def test_per_row_seeded_sampling_is_unchanged_by_the_engine(policy) -> None:  # type: ignore[no-untyped-def]
+    """Sampled (not only greedy) rows are the same whichever engine, batch size, prefix cache or
+    refill produced them: each row draws from its own generator, seeded by (seed, prompt index,
+    sample index)."""
     params = SamplingParams(n=2, temperature=0.8, max_new_tokens=16, seed=21)
     static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=4)
-    fast = _run(policy, SHARED_CHATS, params, engine="continuous", batch_size=3)
-    assert fast == static
-    alone = _run(policy, SHARED_CHATS[1:2], params, engine="continuous", batch_size=3)
-    assert alone == fast[2:4]  # a row's tokens do not depend on the rows beside it
+    for prefix_cache in (True, False):
+        for refill in (True, False):
+            fast = _run(
+                policy,
+                SHARED_CHATS,
+                params,
+                engine="continuous",
+                batch_size=3,
+                prefix_cache=prefix_cache,
+                refill=refill,
+            )
+            assert fast == static, (prefix_cache, refill)
+    # a row's tokens do not depend on the rows beside it: prompt 1 keeps its index (hence its
+    # seeds) while its neighbour, the shared prefix and the batch composition change
+    beside_0 = _run(policy, SHARED_CHATS[0:2], params, engine="continuous", batch_size=3)
+    beside_3 = _run(policy, [SHARED_CHATS[3], SHARED_CHATS[1]], params, engine="continuous", batch_size=3)
+    assert beside_0[2:4] == beside_3[2:4] == static[2:4]
+    assert beside_0[0:2] != beside_3[0:2]  # (the neighbours themselves differ)
 
 
 def test_stop_pattern_ends_after_the_match_and_keeps_it(policy) -> None:  # type: ignore[no-untyped-def]

@@ -228,7 +228,10 @@ class GaspConfig(_Section):
         2, ge=0, description="Accepted proposals that end a phase's rejection sampling."
     )
     max_attempts: int = Field(
-        1, gt=0, description="Rejection-sampling steps per phase at most (CPU demo: 1)."
+        2,
+        gt=0,
+        description="Rejection-sampling steps per phase at most (CPU demo: 2; paper: 4).  A further "
+        "step runs only while fewer than min_accepted proposals are accepted.",
     )
     n_student: int = Field(8, gt=0, description="Student attempts used to estimate a pass rate p (paper: 8).")
     proposal_prefill: str = Field(
