@@ -266,6 +266,42 @@ class GaspConfig(_Section):
         1, ge=0, description="gasp_plus_rl: RLVR updates after each iteration."
     )
     checkpoint_every: int = Field(1, gt=0, description="Keep weights of every K-th iteration for evaluation.")
+    # ---- beyond the paper (README "Beyond the paper"; 0 / off reproduces the paper)
+    goalposts_refresh_every: int = Field(
+        0,
+        ge=0,
+        description="Dynamic goalposts: every K iterations evaluate the active goalposts at pass@k, retire "
+        "the solved ones and promote pool problems the policy fails (0 = fixed goalposts, the paper).",
+    )
+    goalposts_active: int = Field(
+        0,
+        ge=0,
+        description="Goalposts active at a time; the rest of the goalpost file (or goalposts_pool) is "
+        "the promotion pool (0 = all are active, no pool).",
+    )
+    goalposts_pool: str = Field(
+        "",
+        description="Goalpost file the promotions come from ('' = the goalposts beyond goalposts_active).",
+    )
+    refresh_k: int = Field(4, gt=0, description="Samples per goalpost at a refresh (pass@k with n = k).")
+    refresh_max_new_tokens: int = Field(256, gt=0, description="Completion budget of a refresh sample.")
+    alignment_weight: float = Field(
+        0.0,
+        description="Adds weight * alignment (embedding margin, or the judge's 0-1 score) to each valid "
+        "lemma's reward (0 = off; alignment is logged either way).",
+    )
+    alignment_judge_url: str = Field(
+        "",
+        description="OpenAI-compatible server of an LLM judge of lemma-goalpost alignment ('' = no "
+        "judge; the embedding score only).",
+    )
+    alignment_judge_model: str = Field("", description="Model name sent to the judge's server.")
+    axis_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Subtracts weight * (1 - axis adherence) from each valid lemma's reward (0 = off; "
+        "adherence is logged either way).",
+    )
 
     @model_validator(mode="after")
     def _bands(self) -> GaspConfig:

@@ -50,7 +50,23 @@ def make_algorithm(cfg: Config, kit: SelfPlayKit):
         return AZR(cfg, kit, load_seed_programs(kit.executor, cfg.azr.n_seed_programs))
     from gasp_rl.algorithms.gasp import GASP
 
-    return GASP(cfg, kit, load_goalposts(cfg.gasp.goalposts))
+    g = cfg.gasp
+    pool = load_goalposts(g.goalposts_pool) if g.goalposts_pool else []
+    return GASP(cfg, kit, load_goalposts(g.goalposts), pool=pool, judge=build_judge(cfg))
+
+
+def build_judge(cfg: Config):
+    """The LLM judge of lemma-goalpost alignment (an OpenAI-compatible server), or None."""
+    if not cfg.gasp.alignment_judge_url:
+        return None
+    from gasp_rl.backends.openai_compat import OpenAICompatGenerator
+
+    judge_cfg = cfg.model_copy(deep=True)
+    judge_cfg.model.backend = "openai"
+    judge_cfg.model.base_url = cfg.gasp.alignment_judge_url
+    judge_cfg.model.server_model = cfg.gasp.alignment_judge_model
+    judge_cfg.model.name_or_path = cfg.gasp.alignment_judge_model or cfg.model.name_or_path
+    return OpenAICompatGenerator.from_config(judge_cfg)
 
 
 def _save_checkpoint(
