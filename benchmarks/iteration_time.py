@@ -17,8 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from gasp_rl import _quiet
 from gasp_rl.algorithms.gasp import run_training
 from gasp_rl.config import load_config
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 
 def main() -> None:
