@@ -173,6 +173,23 @@ def _run(policy, chats, params, **gen):  # type: ignore[no-untyped-def]
         policy.gen_cfg = saved
 
 
+def _assert_continuous_engine_matches(policy, params, static) -> None:  # type: ignore[no-untyped-def]
+    """Every prefix-cache / refill setting of the continuous engine (batch 3 < 10 rows, so rows join
+    a running batch) gives the static engine's rows."""
+    for prefix_cache in (True, False):
+        for refill in (True, False):
+            fast = _run(
+                policy,
+                SHARED_CHATS,
+                params,
+                engine="continuous",
+                batch_size=3,
+                prefix_cache=prefix_cache,
+                refill=refill,
+            )
+            assert fast == static, (prefix_cache, refill)
+
+
 def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -> None:  # type: ignore[no-untyped-def]
     """Greedy text and tokens are byte-identical with the shared-prefix cache and continuous refill
     (batch 3 < 10 rows, so rows join a running batch) and without them (the static engine)."""
@@ -182,18 +199,7 @@ def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -
 
     encoded = [policy.encode_chat(c) for c in SHARED_CHATS]
     assert _common_prefix_len(encoded) >= _MIN_SHARED_PREFIX  # a prefix long enough to be cached
-    for prefix_cache in (True, False):
-        for refill in (True, False):
-            fast = _run(
-                policy,
-                SHARED_CHATS,
-                params,
-                engine="continuous",
-                batch_size=3,
-                prefix_cache=prefix_cache,
-                refill=refill,
-            )
-            assert fast == static, (prefix_cache, refill)
+    _assert_continuous_engine_matches(policy, params, static)
 
 
 def test_per_row_seeded_sampling_is_unchanged_by_the_engine(policy) -> None:  # type: ignore[no-untyped-def]
@@ -202,18 +208,7 @@ def test_per_row_seeded_sampling_is_unchanged_by_the_engine(policy) -> None:  # 
     sample index)."""
     params = SamplingParams(n=2, temperature=0.8, max_new_tokens=16, seed=21)
     static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=4)
-    for prefix_cache in (True, False):
-        for refill in (True, False):
-            fast = _run(
-                policy,
-                SHARED_CHATS,
-                params,
-                engine="continuous",
-                batch_size=3,
-                prefix_cache=prefix_cache,
-                refill=refill,
-            )
-            assert fast == static, (prefix_cache, refill)
+    _assert_continuous_engine_matches(policy, params, static)
     # a row's tokens do not depend on the rows beside it: prompt 1 keeps its index (hence its
     # seeds) while its neighbour, the shared prefix and the batch composition change
     beside_0 = _run(policy, SHARED_CHATS[0:2], params, engine="continuous", batch_size=3)
