@@ -11,7 +11,6 @@ Both receive their seams (generator, executor, embedder, optional judge) from th
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,7 +184,3 @@ class GoalpostCurriculum:
         self.active_ids = list(state["active"])
         self.seen = set(state.get("seen", self.active_ids))
         self.history = list(state.get("history", []))
-
-
-def choose(rng: random.Random, goalposts: Sequence[Problem]) -> Problem:
-    return rng.choice(list(goalposts))
