@@ -29,12 +29,15 @@ from importlib import resources
 
 import torch
 
+from gasp_rl import _quiet
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
 from gasp_rl.core.prompts import student_prompt
 from gasp_rl.core.tasks import ProgramTask
 from gasp_rl.precision import resolve as resolve_precision
 from gasp_rl.seams import SamplingParams
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 LLAMA_CPP_REFERENCE = (94.0, 115.0)  # MEASUREMENTS.md, single stream on this kind of machine
 

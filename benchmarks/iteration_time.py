@@ -17,8 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from gasp_rl import _quiet
 from gasp_rl.config import load_config
 from gasp_rl.driver import run_training
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gasp_rl import _quiet
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo
@@ -35,6 +36,8 @@ from gasp_rl.core.parsing import Rejection, parse_deduction_answer
 from gasp_rl.core.prompts import render_chat
 from gasp_rl.sandbox import LocalExecutor
 from gasp_rl.seams import Chat, PolicySample, SamplingParams
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 # (body template, kind of input); constants are drawn per task
 TEMPLATES = [

@@ -20,12 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from gasp_rl import _quiet
 from gasp_rl.algorithms.rlvr import RLVRStepper, load_rlvr_problems
 from gasp_rl.backends.factory import build_policy
 from gasp_rl.config import load_config
 from gasp_rl.runs import RunStore
 from gasp_rl.seams import PolicySample
 from gasp_rl.wiring import make_executor
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 
 @dataclass

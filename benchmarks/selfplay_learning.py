@@ -27,9 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gasp_rl import _quiet
 from gasp_rl.config import load_config
 from gasp_rl.core.stats import paired_difference
 from gasp_rl.runs import read_records
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 METHODS = {
     "gasp": ["gasp.mode=gasp"],

@@ -20,6 +20,10 @@ import subprocess
 import sys
 import time
 
+from gasp_rl import _quiet
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
+
 CONFIGS = [
     (
         "before: 2 rows/micro-batch, float32",

@@ -17,6 +17,7 @@ import argparse
 import random
 import time
 
+from gasp_rl import _quiet
 from gasp_rl.algorithms.azr import load_seed_programs
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit
 from gasp_rl.algorithms.warmup import warm_up
@@ -25,6 +26,8 @@ from gasp_rl.core import prompts
 from gasp_rl.core.rewards import in_band, pass_rate
 from gasp_rl.eval.goalposts import load_goalposts
 from gasp_rl.wiring import DEFAULT
+
+_quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
 
 
 def measure(kit: SelfPlayKit, cfg, goalposts, n: int, seed: int) -> dict:

@@ -173,15 +173,9 @@ def _run(policy, chats, params, **gen):  # type: ignore[no-untyped-def]
         policy.gen_cfg = saved
 
 
-def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -> None:  # type: ignore[no-untyped-def]
-    """Greedy text and tokens are byte-identical with the shared-prefix cache and continuous refill
-    (batch 3 < 10 rows, so rows join a running batch) and without them (the static engine)."""
-    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=24, stop=["\n\n"])
-    static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=3)
-    from gasp_rl.backends.hf import _MIN_SHARED_PREFIX, _common_prefix_len
-
-    encoded = [policy.encode_chat(c) for c in SHARED_CHATS]
-    assert _common_prefix_len(encoded) >= _MIN_SHARED_PREFIX  # a prefix long enough to be cached
+def _assert_continuous_engine_matches(policy, params, static) -> None:  # type: ignore[no-untyped-def]
+    """Every prefix-cache / refill setting of the continuous engine (batch 3 < 10 rows, so rows join
+    a running batch) gives the static engine's rows."""
     for prefix_cache in (True, False):
         for refill in (True, False):
             fast = _run(
@@ -196,17 +190,31 @@ def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -
             assert fast == static, (prefix_cache, refill)
 
 
-@pytest.mark.skip(
-    reason="open (issue 14): sampled rows of the continuous engine differ from the static engine's for the "
-    "same seeds (greedy output is identical, see the test above); fails on main as of 2026-12-03"
-)
+def test_prefix_cache_and_refill_give_the_static_engines_greedy_output(policy) -> None:  # type: ignore[no-untyped-def]
+    """Greedy text and tokens are byte-identical with the shared-prefix cache and continuous refill
+    (batch 3 < 10 rows, so rows join a running batch) and without them (the static engine)."""
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=24, stop=["\n\n"])
+    static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=3)
+    from gasp_rl.backends.hf import _MIN_SHARED_PREFIX, _common_prefix_len
+
+    encoded = [policy.encode_chat(c) for c in SHARED_CHATS]
+    assert _common_prefix_len(encoded) >= _MIN_SHARED_PREFIX  # a prefix long enough to be cached
+    _assert_continuous_engine_matches(policy, params, static)
+
+
 def test_per_row_seeded_sampling_is_unchanged_by_the_engine(policy) -> None:  # type: ignore[no-untyped-def]
+    """Sampled (not only greedy) rows are the same whichever engine, batch size, prefix cache or
+    refill produced them: each row draws from its own generator, seeded by (seed, prompt index,
+    sample index)."""
     params = SamplingParams(n=2, temperature=0.8, max_new_tokens=16, seed=21)
     static = _run(policy, SHARED_CHATS, params, engine="static", batch_size=4)
-    fast = _run(policy, SHARED_CHATS, params, engine="continuous", batch_size=3)
-    assert fast == static
-    alone = _run(policy, SHARED_CHATS[1:2], params, engine="continuous", batch_size=3)
-    assert alone == fast[2:4]  # a row's tokens do not depend on the rows beside it
+    _assert_continuous_engine_matches(policy, params, static)
+    # a row's tokens do not depend on the rows beside it: prompt 1 keeps its index (hence its
+    # seeds) while its neighbour, the shared prefix and the batch composition change
+    beside_0 = _run(policy, SHARED_CHATS[0:2], params, engine="continuous", batch_size=3)
+    beside_3 = _run(policy, [SHARED_CHATS[3], SHARED_CHATS[1]], params, engine="continuous", batch_size=3)
+    assert beside_0[2:4] == beside_3[2:4] == static[2:4]
+    assert beside_0[0:2] != beside_3[0:2]  # (the neighbours themselves differ)
 
 
 def test_stop_pattern_ends_after_the_match_and_keeps_it(policy) -> None:  # type: ignore[no-untyped-def]

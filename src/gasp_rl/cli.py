@@ -194,11 +194,15 @@ def exec_(
 
 
 @app.command()
-def config(args: list[str] | None = ArgsOpt) -> None:
-    """Print the resolved config (defaults + file + overrides) as YAML."""
+def config(
+    args: list[str] | None = ArgsOpt,
+    plain: bool = typer.Option(False, "--plain", help="Bare YAML, without the field descriptions."),
+) -> None:
+    """Print the resolved config (defaults + file + overrides) as YAML, each key under a comment
+    that describes it."""
     from gasp_rl.config import dump_config
 
-    typer.echo(dump_config(_config(args)), nl=False)
+    typer.echo(dump_config(_config(args), describe=not plain), nl=False)
 
 
 @app.command()

@@ -351,20 +351,25 @@ def _warm_up(cfg: Config, seams: Seams, store: RunStore) -> None:
 # ---------------------------------------------------------------------------- the commands
 
 
-def _selfplay_data(cfg: Config) -> tuple[list[Any], list[Any] | None]:
+def _selfplay_data(cfg: Config) -> tuple[list[Any], list[Any] | None, list[Any]]:
+    """(goalposts, the RL problems of GASP + RL, the promotion pool of dynamic goalposts)."""
     from gasp_rl.algorithms import rlvr
     from gasp_rl.eval.datasets import load_goalposts
 
-    goalposts = [] if cfg.gasp.mode == "azr" else load_goalposts(cfg.gasp.goalposts)
-    problems = rlvr.load_rlvr_problems(cfg) if cfg.gasp.mode == "gasp_plus_rl" else None
-    return goalposts, problems
+    g = cfg.gasp
+    goalposts = [] if g.mode == "azr" else load_goalposts(g.goalposts)
+    problems = rlvr.load_rlvr_problems(cfg) if g.mode == "gasp_plus_rl" else None
+    pool = load_goalposts(g.goalposts_pool) if g.goalposts_pool and g.mode != "azr" else []
+    return goalposts, problems, pool
 
 
 def _build_selfplay(cfg: Config, seams: Seams, data: Any, store: RunStore, wiring: Wiring) -> RunAlgorithm:
     from gasp_rl.algorithms.loop import make_selfplay
 
-    goalposts, problems = data
-    return make_selfplay(cfg, seams.policy, seams.executor, seams.embedder, goalposts, problems)
+    goalposts, problems, pool = data
+    return make_selfplay(
+        cfg, seams.policy, seams.executor, seams.embedder, goalposts, problems, pool, wiring.judge(cfg)
+    )
 
 
 def _rlvr_data(cfg: Config) -> list[Any]:

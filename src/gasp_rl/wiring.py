@@ -9,6 +9,7 @@ hands it in: ``Wiring(policy=bundle)`` returns that bundle instead of building o
 - :meth:`Wiring.policy`    ``model.backend`` -> the policy bundle (:mod:`gasp_rl.backends.factory`);
 - :meth:`Wiring.executor`  ``sandbox.backend`` -> the local fork pool or the Ray pool;
 - :meth:`Wiring.embedder`  the novelty embedder of a self-play run (``gasp.embedder``);
+- :meth:`Wiring.judge`     the LLM judge of lemma-goalpost alignment (``gasp.alignment_judge_url``);
 - :meth:`Wiring.dedup_embedder` / :meth:`Wiring.sol_ver_trainer`  Sol-Ver's de-duplication
   embedder and its TRL SFT + DPO trainer (an in-process Hugging Face model is required).
 """
@@ -57,6 +58,19 @@ class Wiring:
         if cfg.model.backend == "fake" and cfg.gasp.embedder != "policy":
             return factory.build_embedder(cfg)
         return policy.embedder
+
+    def judge(self, cfg: Config) -> Any:
+        """The LLM judge of lemma-goalpost alignment (an OpenAI-compatible server), or None."""
+        if not cfg.gasp.alignment_judge_url:
+            return None
+        from gasp_rl.backends.openai_compat import OpenAICompatGenerator
+
+        judge_cfg = cfg.model_copy(deep=True)
+        judge_cfg.model.backend = "openai"
+        judge_cfg.model.base_url = cfg.gasp.alignment_judge_url
+        judge_cfg.model.server_model = cfg.gasp.alignment_judge_model
+        judge_cfg.model.name_or_path = cfg.gasp.alignment_judge_model or cfg.model.name_or_path
+        return OpenAICompatGenerator.from_config(judge_cfg)
 
     def dedup_embedder(self, cfg: Config, policy: Any) -> Embedder:
         """Sol-Ver's problem de-duplication embedder (``solver_verifier.dedup_embedder``)."""

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from gasp_rl.algorithms.beyond import GoalpostCurriculum, LemmaScorer
 from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
 from gasp_rl.config import Config, RewardShape
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
 from gasp_rl.core.tasks import Problem
+from gasp_rl.seams import Generator
 
 AXES = ("io", "f")
 
@@ -35,14 +37,28 @@ AXES = ("io", "f")
 class GASP:
     """The GASP algorithm over the shared self-play kit."""
 
-    def __init__(self, cfg: Config, kit: SelfPlayKit, goalposts: list[Problem]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        kit: SelfPlayKit,
+        goalposts: list[Problem],
+        pool: Sequence[Problem] = (),
+        judge: Generator | None = None,
+    ) -> None:
         if not goalposts:
             raise ValueError("GASP needs at least one goalpost")
         self.cfg = cfg
         self.g = cfg.gasp
         self.kit = kit
-        self.goalposts = goalposts
         self.one_step = self.g.mode in ("one_step_medium", "one_step_hard")
+        # beyond the paper: goalposts that move (off: all active, fixed) and scored lemmas
+        self.curriculum = GoalpostCurriculum(cfg, goalposts, pool)
+        self.scorer = LemmaScorer(cfg, [*goalposts, *pool], kit.embedder, judge)
+
+    @property
+    def goalposts(self) -> list[Problem]:
+        """The active goalposts (all of them unless ``gasp.goalposts_refresh_every`` > 0)."""
+        return self.curriculum.active
 
     # ------------------------------------------------------------------ Algorithm 1
 
@@ -67,8 +83,15 @@ class GASP:
                 )
         with self.kit.clock.timed("solver"):
             student = self.solve(it, lemmas + lifts, rng, store)
+        refresh = None
+        if self.curriculum.due(it):
+            with self.kit.clock.timed("refresh"):
+                refresh = self.curriculum.refresh(
+                    it, self.kit.generator, self.kit.executor, rng.randrange(2**31)
+                )
+            store.append("goalposts", {**self.curriculum.history[-1]})
         all_c = self._seen
-        return {
+        out = {
             "proposals": {
                 "attempted": len(all_c),
                 "accepted": sum(c.accepted for c in all_c),
@@ -90,6 +113,10 @@ class GASP:
             },
             "learner": self._last_learner,
         }
+        out.update(_lemma_scores(all_c))
+        if refresh is not None:
+            out["goalposts"] = {"retired": len(refresh.retired), "promoted": len(refresh.promoted)}
+        return out
 
     def propose(
         self,
@@ -128,6 +155,9 @@ class GASP:
                     c.pass_rate if c.valid else None, shape.a, shape.b, self.g.format_penalty
                 )
                 c.accepted = c.valid and in_band(c.pass_rate, band)
+            if phase in ("lemma", "one_step"):
+                self.scorer.score(cands)  # alignment + adherence, logged; reward terms when weighted
+            for c in cands:
                 if c.valid and not c.accepted:
                     c.rejection_reason = "out_of_band"
                     c.detail = f"pass rate {c.pass_rate:.2f} outside [{band[0]}, {band[1]}]"
@@ -254,10 +284,23 @@ class GASP:
     # ------------------------------------------------------------------ state for resume
 
     def state(self) -> dict[str, Any]:
-        return {}
+        return {"goalposts": self.curriculum.state()} if self.curriculum.every else {}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        self.curriculum.load_state(state.get("goalposts", {}))
+
+
+def _lemma_scores(cands: list[Candidate]) -> dict[str, Any]:
+    """Mean alignment margin and axis adherence of this iteration's scored lemmas, per axis."""
+    scored = [c for c in cands if c.alignment or c.adherence]
+    if not scored:
+        return {}
+    out: dict[str, Any] = {"alignment": {}, "adherence": {}}
+    for axis in sorted({c.axis or "none" for c in scored}):
+        group = [c for c in scored if (c.axis or "none") == axis]
+        out["alignment"][axis] = _mean([c.alignment["margin"] for c in group if c.alignment])
+        out["adherence"][axis] = _mean([c.adherence["score"] for c in group if c.adherence])
+    return out
 
 
 def _mean(xs: list[float]) -> float | None:

@@ -32,6 +32,8 @@ def make_selfplay(
     embedder: Embedder,
     goalposts: Sequence[Problem],
     rl_problems: Sequence[Problem] | None = None,
+    pool: Sequence[Problem] | None = None,
+    judge: Any = None,
 ) -> SelfPlay:
     """The self-play run of ``gasp.mode`` on a policy bundle (generator, learner, ``sync``)."""
     kit = SelfPlayKit(
@@ -40,7 +42,7 @@ def make_selfplay(
     if cfg.gasp.mode == "azr":
         algo: Any = AZR(cfg, kit, load_seed_programs(executor, cfg.azr.n_seed_programs))
     else:
-        algo = GASP(cfg, kit, list(goalposts))
+        algo = GASP(cfg, kit, list(goalposts), pool=list(pool or []), judge=judge)
     rl = None
     if cfg.gasp.mode == "gasp_plus_rl":
         rl = make_rl_stepper(cfg, policy, executor, rl_problems)

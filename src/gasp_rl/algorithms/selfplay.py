@@ -79,6 +79,8 @@ class Candidate:
     q_vec: np.ndarray | None = None
     c_vec: np.ndarray | None = None
     given_code: str | None = None  # AZR induction: the buffer program the proposer writes inputs for
+    alignment: dict[str, Any] | None = None  # to its goalpost (algorithms/beyond.py; lemmas only)
+    adherence: dict[str, Any] | None = None  # to its axis (algorithms/beyond.py; lemmas only)
 
     def reject(self, reason: str, detail: str = "") -> None:
         self.valid, self.rejection_reason, self.detail = False, reason, detail[:500]
@@ -109,6 +111,8 @@ class Candidate:
             "accepted": self.accepted,
             "similarity_question": self.similarity_question,
             "similarity_code": self.similarity_code,
+            "alignment": self.alignment,
+            "adherence": self.adherence,
             "tokens": len(self.completion.token_ids),
         }
 

@@ -167,6 +167,10 @@ class FakeGenerator:
             if correct and name == "sumk":
                 return f"Answer: [{target - k}]"
             return f"Answer: {rng.randint(-3, 3)}"
+        if purpose == "goalpost_refresh":  # solves a goalpost whose statement scripts the answer
+            m, d = re.search(r"fake answer: (.+)", text), re.search(r"def (\w+)\(([^)]*)\)", text)
+            if m and d:
+                return f"```python\ndef {d.group(1)}({d.group(2)}):\n    return {m.group(1).strip()}\n```"
         # anything else (rlvr, eval, solver-verifier): a plain code block
         return "```python\ndef solution(*args):\n    return None\n```"
 

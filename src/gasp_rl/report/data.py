@@ -130,6 +130,7 @@ class RunData:
     proposals: list[dict[str, Any]] = field(default_factory=list)
     students: list[dict[str, Any]] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    goalposts: list[dict[str, Any]] = field(default_factory=list)  # dynamic-goalpost refreshes
     evals: list[EvalResult] = field(default_factory=list)
     progress: GoalpostProgress | None = None
     notes: list[str] = field(default_factory=list)
@@ -266,7 +267,7 @@ def load_run(path: Path) -> RunData:
         except yaml.YAMLError:
             notes.append("config.yaml is not valid YAML; mode and seed taken from run.json only")
     run = RunData(path=path, meta=meta, config=config if isinstance(config, dict) else {}, notes=notes)
-    for stream in ("proposals", "students", "metrics"):
+    for stream in ("proposals", "students", "metrics", "goalposts"):
         records, bad = read_jsonl(path / f"{stream}.jsonl")
         setattr(run, stream, records)
         if bad:

@@ -153,6 +153,8 @@
       ["task type", p.task_type], ["axis", p.axis], ["valid", p.valid], ["outcome", outcome(p)],
       ["pass rate", fmt(p.pass_rate)], ["student attempts", p.n_student], ["reward", fmt(p.reward)],
       ["similarity (question)", fmt(p.similarity_question)], ["similarity (code)", fmt(p.similarity_code)],
+      ["goalpost alignment", fmt(p.alignment_margin)], ["judge", fmt(p.alignment_judge)],
+      ["axis adherence", fmt(p.adherence)],
       ["tokens", p.tokens], ["parent", p.parent_id]
     ];
     var box = el("div", "facts");

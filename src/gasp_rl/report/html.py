@@ -25,7 +25,8 @@ import jinja2
 from markupsafe import Markup
 
 from gasp_rl.errors import GaspError
-from gasp_rl.report.data import RunData, as_float, as_int, load_runs
+from gasp_rl.report.beyond import BEYOND_PLOTS
+from gasp_rl.report.data import RunData, as_float, as_int, dig, load_runs
 from gasp_rl.report.plots import (
     EVAL_PLOTS,
     REQUIRED_TRAINING,
@@ -117,6 +118,10 @@ def explorer_proposal(p: dict[str, Any]) -> dict[str, Any]:
     for k in ("inputs", "outputs"):
         vals = p.get(k) if isinstance(p.get(k), list) else []
         out[k] = [_clip(v, TEXT_LIMITS["io"]) for v in vals[:MAX_IO]]
+    # beyond the paper: the lemma's goalpost alignment and axis adherence (algorithms/beyond.py)
+    out["alignment_margin"] = as_float(dig(p, "alignment", "margin"))
+    out["alignment_judge"] = as_float(dig(p, "alignment", "judge"))
+    out["adherence"] = as_float(dig(p, "adherence", "score"))
     if not p.get("code"):  # why did it not parse? the raw text is the evidence
         out["raw"] = _clip(p.get("raw"), TEXT_LIMITS["raw"])
     return out
@@ -277,7 +282,7 @@ def render_report(runs: list[RunData]) -> str:
         title="gasp-rl report: " + ", ".join(r.label for r in runs),
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         runs=run_rows(runs),
-        training=_section(runs, TRAINING_PLOTS, REQUIRED_TRAINING),
+        training=_section(runs, (*TRAINING_PLOTS, *BEYOND_PLOTS), REQUIRED_TRAINING),
         evaluation=_section(runs, EVAL_PLOTS, ("pass_at_k", "goalposts")),
         eval_rows=eval_rows(runs),
         goalpost_rows=goalpost_rows(runs),
