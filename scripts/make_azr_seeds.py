@@ -1,6 +1,6 @@
 """Write the AZR seed buffer: 256 simple, deterministic, safe programs with 5 inputs each.
 
-Absolute Zero starts its buffers from trivial programs (SPEC 1).  gasp-rl writes its own: each
+Absolute Zero starts its buffers from trivial programs (method.md §1).  gasp-rl writes its own: each
 seed is one of a few dozen *families* (``x * a + b``, ``s.count(c)``, ``[x for x in xs if x % m
 == 0]`` ...) instantiated with constants drawn from a seeded RNG, so the file is reproducible
 byte for byte.  Inputs are literal texts; reference outputs are computed by running ``f`` in the

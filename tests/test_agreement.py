@@ -1,4 +1,4 @@
-"""Agreement selection (Sol-Ver, SPEC 9 step 3) on hand-built pass matrices, and pair building."""
+"""Agreement selection (Sol-Ver, method.md §9.3) on hand-built pass matrices, and pair building."""
 
 from __future__ import annotations
 

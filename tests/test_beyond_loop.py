@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gasp_rl.driver import run_training
 from gasp_rl.config import load_config
 from gasp_rl.core.tasks import Problem, write_jsonl
+from gasp_rl.driver import run_training
 from gasp_rl.runs import read_records
 
 

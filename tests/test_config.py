@@ -13,7 +13,7 @@ def test_defaults_and_overrides(tmp_path):
     cfg = load_config(None, ["trainer.lr=1e-6", "gasp.lemma_band=[0.2, 0.8]", "mode=azr", "eval.ks=[1, 5]"])
     assert cfg.trainer.lr == 1e-6 and cfg.gasp.lemma_band == (0.2, 0.8)
     assert cfg.gasp.mode == "azr" and cfg.eval.ks == [1, 5]
-    # SPEC constants are fields with the paper's defaults
+    # The method's constants (docs/method.md) are fields with the paper's defaults
     assert (cfg.trainer.clip_low, cfg.trainer.clip_high, cfg.trainer.kl_coef) == (0.2, 0.28, 0.0)
     assert (cfg.gasp.lemma_reward.a, cfg.gasp.lemma_reward.b) == (1, 1)
     assert (cfg.gasp.lift_reward.a, cfg.gasp.lift_reward.b) == (1, 3)

@@ -1,4 +1,4 @@
-"""Pure math of SPEC 4, 6 and 8: learnability family, proposer rewards, TRR++/GRPO, novelty."""
+"""Pure math of method.md §4, §6 and §8: learnability family, proposer rewards, TRR++/GRPO, novelty."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pass@k (SPEC 8, Chen et al. 2021) against values computed by hand."""
+"""pass@k (method.md §8, Chen et al. 2021) against values computed by hand."""
 
 from __future__ import annotations
 

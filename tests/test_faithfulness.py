@@ -14,7 +14,7 @@ import pytest
 from gasp_rl.algorithms.gasp import GASP
 from gasp_rl.algorithms.ppo import mini_batches, ppo_update
 from gasp_rl.algorithms.selfplay import SelfPlayKit
-from gasp_rl.backends.fake import HashEmbedder
+from gasp_rl.backends.embedder import HashingEmbedder
 from gasp_rl.config import load_config
 from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
@@ -57,7 +57,7 @@ def _gasp(texts: list[str], pass_rates: list[float], *overrides: str) -> tuple[G
             *overrides,
         ],
     )
-    kit = SelfPlayKit(cfg, generator=None, learner=None, executor=EchoExecutor(), embedder=HashEmbedder())  # type: ignore[arg-type]
+    kit = SelfPlayKit(cfg, generator=None, learner=None, executor=EchoExecutor(), embedder=HashingEmbedder())  # type: ignore[arg-type]
     kit.sample = lambda chats, *a, **k: [[Completion(text=t, token_ids=[1])] for t in texts]  # type: ignore[method-assign]
     algo = GASP(cfg, kit, [Problem(problem_id="g0", prompt="def g(x): ...", kind="functional")])
 
@@ -156,7 +156,9 @@ def test_ppo_update_takes_mini_batch_steps_against_old_logprobs_computed_once() 
 def _kit(*overrides: str) -> tuple[SelfPlayKit, LogprobLearner]:
     cfg = load_config(None, list(overrides))
     learner = LogprobLearner()
-    kit = SelfPlayKit(cfg, generator=None, learner=learner, executor=EchoExecutor(), embedder=HashEmbedder())  # type: ignore[arg-type]
+    kit = SelfPlayKit(
+        cfg, generator=None, learner=learner, executor=EchoExecutor(), embedder=HashingEmbedder()
+    )  # type: ignore[arg-type]
     return kit, learner
 
 

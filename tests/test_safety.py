@@ -1,4 +1,4 @@
-"""The static capability check of proposed programs (SPEC 5)."""
+"""The static capability check of proposed programs (method.md §5)."""
 
 from __future__ import annotations
 

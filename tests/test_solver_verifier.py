@@ -257,8 +257,8 @@ def test_pass_matrix_is_one_batch_and_correct(executor) -> None:
 # ------------------------------------------------------------------ 4. selection -> rows
 
 
-def _cand(text: str, code: str | None) -> sv.Candidate:
-    return sv.Candidate(text=text, code=code, reason="" if code else "no_code")
+def _cand(text: str, code: str | None) -> sv.SampledCode:
+    return sv.SampledCode(text=text, code=code, reason="" if code else "no_code")
 
 
 def test_select_and_build_rows_for_both_roles() -> None:

@@ -154,7 +154,7 @@ def goalposts(
         None, "--out", help="Goalpost file to write (default: goalposts.output)."
     ),
 ) -> None:
-    """Identify goalposts: training questions no stage solves at pass@k (SPEC 7)."""
+    """Identify goalposts: training questions no stage solves at pass@k (method.md §7)."""
     cfg = _config(args)
     from gasp_rl.eval.goalposts import run_goalposts
     from gasp_rl.wiring import DEFAULT

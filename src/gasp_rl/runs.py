@@ -30,8 +30,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gasp_rl.config import Config, ConfigError, dump_config, load_config
 from gasp_rl.errors import GaspError
 
@@ -54,26 +52,47 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
-    """Atomically put directory ``tmp`` at ``final`` (the old one is removed after the swap)."""
-    old = final.with_name(f".{final.name}.old{os.getpid()}")
+    """Atomically put directory ``tmp`` at ``final`` (the old one is moved aside, removed after)."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of one JSONL stream; a torn final line (crash mid-write) is skipped."""
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as fh:
+def scan_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of one JSONL stream and how many lines were skipped.
+
+    Skipped: a torn final line (a crash mid-write leaves no newline), a line that is not JSON or
+    not an object.  Damage in the middle does not stop the read: resume and the report both get
+    every record that survived.
+    """
+    records: list[dict[str, Any]] = []
+    bad = 0
+    if not path.is_file():
+        return records, bad
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
+            if not line.strip():
+                continue
             if not line.endswith("\n"):
+                bad += 1
                 break
             try:
-                yield json.loads(line)
+                rec = json.loads(line)
             except json.JSONDecodeError:
+                bad += 1
                 continue
+            if isinstance(rec, dict):
+                records.append(rec)
+            else:
+                bad += 1
+    return records, bad
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of one JSONL stream (:func:`scan_records` without the count)."""
+    yield from scan_records(path)[0]
 
 
 #: Settings a resumed run may change: how long it runs, how it logs, how many sandbox workers.
@@ -216,10 +235,6 @@ class RunStore:
 
 def load_run_config(path: Path) -> Config:
     return load_config(Path(path) / "config.yaml")
-
-
-def read_yaml(path: Path) -> Any:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 #: Checkpoint files only a resume needs (evaluation needs the weights only).

@@ -143,6 +143,21 @@ class Embedder(Protocol):
         ...
 
 
+class RecordStore(Protocol):
+    """Where an algorithm writes what it learns: the run directory (:class:`gasp_rl.runs.RunStore`).
+
+    ``append`` adds one record to a JSONL stream (``proposals``, ``students``, ``goalposts``, ...);
+    ``path`` is the run directory; ``meta`` / ``save_meta`` are its ``run.json``.
+    """
+
+    path: Path
+    meta: dict[str, Any]
+
+    def append(self, stream: str, record: dict[str, Any]) -> None: ...
+
+    def save_meta(self, **updates: Any) -> None: ...
+
+
 @runtime_checkable
 class SeamSource(Protocol):
     """Builds seams from a config (:class:`gasp_rl.wiring.Wiring`): what a command receives when
@@ -153,7 +168,3 @@ class SeamSource(Protocol):
         ...
 
     def executor(self, cfg: Any) -> Executor: ...
-
-
-def describe(obj: Any) -> str:
-    return type(obj).__name__

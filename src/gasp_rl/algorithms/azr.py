@@ -8,7 +8,7 @@ Each iteration, for each task type the proposer writes ``azr.proposals_per_type`
   message (no code); the solver sees the first half of the I/O pairs and the message, the second
   half grades it (AZR's ``gen_code_f`` / ``pred_code_f``).
 
-Proposals are validated (SPEC 5, without the novelty filter), their pass rate p is estimated from
+Proposals are validated (method.md §5, without the novelty filter), their pass rate p is estimated from
 ``azr.n_student`` solver attempts, and the rewards are AZR's
 (:func:`~gasp_rl.core.rewards.azr_proposer_reward`: -1 invalid, -0.5 if p is 0 or 1, else 1 - p;
 :func:`~gasp_rl.core.rewards.azr_solver_reward`: 1 correct, -0.5 wrong, -1 format error).  Valid
@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
+from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, UpdateItem, histogram, reason_counts
 from gasp_rl.config import Config
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.jobs import Job
 from gasp_rl.core.rewards import CORRECT, azr_proposer_reward, azr_solver_reward
 from gasp_rl.core.tasks import TASK_TYPES, ProgramTask
 from gasp_rl.errors import DataError
-from gasp_rl.seams import Executor
+from gasp_rl.seams import Executor, RecordStore
 
 
 def load_seed_programs(executor: Executor, limit: int) -> list[ProgramTask]:
@@ -61,17 +61,17 @@ class AZR:
         self.cfg, self.a, self.kit = cfg, cfg.azr, kit
         self.buffer: list[ProgramTask] = list(seeds)
 
-    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+    def iteration(self, it: int, store: RecordStore) -> dict[str, Any]:
         rng = random.Random(f"{self.cfg.run.seed}/{it}/azr")
         cands: list[Candidate] = []
-        items: list[tuple[Any, float, str, str]] = []
+        items: list[UpdateItem] = []
         student: dict[str, list[float]] = {}
         for tt in TASK_TYPES:
             induction = tt == "induction"
             n_inputs = self.a.induction_inputs if induction else 1
             chats, group = [], []
             for j in range(self.a.proposals_per_type):
-                c = Candidate(f"it{it}-azr-{tt}-{j}", it, "azr", 0, completion=None, task_type=tt)  # type: ignore[arg-type]
+                c = Candidate(f"it{it}-azr-{tt}-{j}", it, "azr", 0, task_type=tt)
                 if induction:  # AZR gen_code_f: inputs and a message for one given program
                     given = rng.choice(self.buffer)
                     c.given_code, c.parent_id = given.code, given.task_id or None
@@ -111,7 +111,7 @@ class AZR:
                     azr_solver_reward(o, self.a.solver_wrong_reward, self.a.solver_format_reward)
                     for o in outcomes
                 ]
-                items += [(comp, r, tt, "solver") for comp, r in zip(comps, rewards)]
+                items += [UpdateItem(comp, r, tt, "solver") for comp, r in zip(comps, rewards)]
                 student.setdefault(tt, []).extend(rewards)
                 store.append(
                     "students",
@@ -135,7 +135,7 @@ class AZR:
                 if c.accepted and not induction:  # an induction task's program is already there
                     self.buffer.append(c.task)
                 store.append("proposals", c.record())
-                items.append((c.completion, c.reward, tt, "proposer"))
+                items.append(UpdateItem(c.completion, c.reward, tt, "proposer"))
             cands += group
         learner = self.kit.update(items)
         return {

@@ -7,7 +7,7 @@ One global iteration::
     SOLVE(lemmas + lifts)             # student: each as induction, deduction or abduction
 
     PROPOSE: up to max_attempts rejection-sampling steps, each: sample proposals, validate
-             (SPEC 5), estimate the pass rate p from n student attempts, reward r(p; a, b) or
+             (method.md §5), estimate the pass rate p from n student attempts, reward r(p; a, b) or
              the format penalty, accept if valid and p in the band, one policy update (TRR++);
              stop once min_accepted proposals are accepted.
 
@@ -19,17 +19,18 @@ one-step rewards), ``gasp_plus_rl`` (RLVR updates after each iteration, driven b
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from gasp_rl.algorithms.beyond import GoalpostCurriculum, LemmaScorer
-from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, histogram, reason_counts
+from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, UpdateItem, histogram, reason_counts
 from gasp_rl.config import Config, RewardShape
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
 from gasp_rl.core.tasks import Problem
-from gasp_rl.seams import Generator
+from gasp_rl.seams import Generator, RecordStore
 
 AXES = ("io", "f")
 
@@ -62,7 +63,7 @@ class GASP:
 
     # ------------------------------------------------------------------ Algorithm 1
 
-    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+    def iteration(self, it: int, store: RecordStore) -> dict[str, Any]:
         rng = random.Random(f"{self.cfg.run.seed}/{it}/gasp")
         self._seen: list[Candidate] = []  # every proposal of this iteration
         self._student_tokens = 0
@@ -125,7 +126,7 @@ class GASP:
         band: tuple[float, float],
         shape: RewardShape,
         rng: random.Random,
-        store: Any,
+        store: RecordStore,
         parents: list[Candidate] | None = None,
     ) -> list[Candidate]:
         """One teacher phase with rejection sampling; returns the accepted proposals."""
@@ -167,14 +168,14 @@ class GASP:
             accepted += [c for c in cands if c.accepted]
             # one policy update per rejection-sampling step (teacher samples, TRR++)
             self._last_learner = self.kit.update(
-                [(c.completion, c.reward, "induction", f"teacher_{phase}") for c in cands]
+                [UpdateItem(c.completion, c.reward, "induction", f"teacher_{phase}") for c in cands]
             )
             if len(accepted) >= self.g.min_accepted:
                 break
         return accepted
 
     def solve(
-        self, it: int, accepted: list[Candidate], rng: random.Random, store: Any
+        self, it: int, accepted: list[Candidate], rng: random.Random, store: RecordStore
     ) -> dict[str, float | None]:
         """Solver phase: each accepted task as induction, deduction or abduction (uniformly)."""
         if not accepted:
@@ -187,11 +188,12 @@ class GASP:
             seed=rng.randrange(2**31),
             rng=rng,
         )
-        items, by_type = [], {}
+        items: list[UpdateItem] = []
+        by_type: dict[str, list[float]] = {}
         for c, (_task, tt, comps, passed) in zip(accepted, results):
             rewards = [float(p) for p in passed]
             by_type.setdefault(tt, []).extend(rewards)
-            items += [(comp, r, tt, "student") for comp, r in zip(comps, rewards)]
+            items += [UpdateItem(comp, r, tt, "student") for comp, r in zip(comps, rewards)]
             self._student_tokens += sum(len(comp.token_ids) for comp in comps)
             store.append(
                 "students",
@@ -225,8 +227,7 @@ class GASP:
                     it,
                     phase,
                     step,
-                    completion=None,
-                    goalpost_id=parent.goalpost_id,  # type: ignore[arg-type]
+                    goalpost_id=parent.goalpost_id,
                     goalpost_title=parent.goalpost_title,
                     axis=parent.axis,
                     parent_id=parent.id,
@@ -240,8 +241,7 @@ class GASP:
                     it,
                     phase,
                     step,
-                    completion=None,
-                    goalpost_id=g.problem_id,  # type: ignore[arg-type]
+                    goalpost_id=g.problem_id,
                     goalpost_title=g.problem_id,
                     axis=None if phase == "one_step" else axis,
                 )
@@ -253,7 +253,7 @@ class GASP:
             cands.append(c)
         return cands, chats
 
-    def _estimate(self, it: int, valid: list[Candidate], rng: random.Random, store: Any) -> None:
+    def _estimate(self, it: int, valid: list[Candidate], rng: random.Random, store: RecordStore) -> None:
         """Pass rate p of each valid proposal from n student induction attempts."""
         if not valid:
             return

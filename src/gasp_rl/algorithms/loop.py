@@ -19,7 +19,7 @@ from gasp_rl.algorithms.rlvr import RLVRStepper, make_rl_stepper
 from gasp_rl.algorithms.selfplay import PhaseClock, SelfPlayKit
 from gasp_rl.config import Config
 from gasp_rl.core.tasks import Problem
-from gasp_rl.seams import Embedder, Executor
+from gasp_rl.seams import Embedder, Executor, RecordStore
 
 #: The novelty buffers in a checkpoint.
 BUFFERS_FILE = "buffers.npz"
@@ -59,7 +59,7 @@ class SelfPlay:
     def clock(self) -> PhaseClock:
         return self.kit.clock
 
-    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+    def iteration(self, it: int, store: RecordStore) -> dict[str, Any]:
         metrics: dict[str, Any] = {"iteration": it, "mode": self.cfg.gasp.mode}
         metrics.update(self.algo.iteration(it, store))
         if self.rl is not None:
@@ -90,10 +90,10 @@ class SelfPlay:
 
     # ------------------------------------------------------------------ display
 
-    def start(self, store: Any, first: int) -> None:
+    def start(self, store: RecordStore, first: int) -> None:
         pass
 
-    def intro(self, first: int, total: int, store: Any) -> str:
+    def intro(self, first: int, total: int, store: RecordStore) -> str:
         isolation = getattr(self.kit.executor, "isolation", None)
         return f"{self.cfg.gasp.mode} run in {store.path} ({isolation and isolation.describe()})"
 

@@ -1,4 +1,4 @@
-"""Real-data RL with verifiable rewards (SPEC 1, 6): GRPO on a static set of real problems.
+"""Real-data RL with verifiable rewards (method.md §1, §6): GRPO on a static set of real problems.
 
 One update reads like the method:
 
@@ -43,7 +43,16 @@ from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
 from gasp_rl.runs import RunStore
-from gasp_rl.seams import Chat, Completion, Executor, Generator, Learner, PolicySample, SamplingParams
+from gasp_rl.seams import (
+    Chat,
+    Completion,
+    Executor,
+    Generator,
+    Learner,
+    PolicySample,
+    RecordStore,
+    SamplingParams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +409,7 @@ class RLVR:
         self.clock = PhaseClock()
         self._last: dict[str, Any] = {}
 
-    def iteration(self, it: int, store: Any) -> dict[str, Any]:
+    def iteration(self, it: int, store: RecordStore) -> dict[str, Any]:
         self._last = self.stepper.step(it, store)
         return metrics_record(it, self._last)
 
@@ -413,10 +422,10 @@ class RLVR:
     def save_files(self, checkpoint: Path) -> None:
         pass
 
-    def start(self, store: Any, first: int) -> None:
+    def start(self, store: RecordStore, first: int) -> None:
         pass
 
-    def intro(self, first: int, total: int, store: Any) -> str:
+    def intro(self, first: int, total: int, store: RecordStore) -> str:
         rc = self.cfg.rlvr
         return (
             f"rlvr: {len(self.stepper.problems)} problems ({rc.problems}), updates {first}..{total - 1}, "

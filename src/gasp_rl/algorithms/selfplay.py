@@ -1,9 +1,9 @@
 """Machinery shared by the self-play algorithms (GASP, its ablations, AZR).
 
 The algorithms themselves (``gasp.py``, ``azr.py``) read like their papers; this module holds the
-steps they share: turning teacher text into a validated task (SPEC 5), estimating a pass rate,
+steps they share: turning teacher text into a validated task (method.md §5), estimating a pass rate,
 grading student answers in the sandbox, the novelty buffers, and turning rewards into one
-policy update with Task-Relative REINFORCE++ (SPEC 6).
+policy update with Task-Relative REINFORCE++ (method.md §6).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,6 +52,26 @@ _EXEC_REASON = {
 }
 
 
+class UpdateItem(NamedTuple):
+    """One completion in a policy update: its reward, and the TRR++ group (task type, role) it is
+    normalised in (roles: ``teacher_lemma``, ``teacher_lift``, ``student``, ``proposer``, ``solver``)."""
+
+    completion: Completion
+    reward: float
+    task_type: str
+    role: str
+
+
+class Attempt(NamedTuple):
+    """A question's student attempts: ``n`` sampled answers and, per answer, whether it passed
+    (or, with ``outcomes``, ``correct`` / ``wrong`` / ``format_error``)."""
+
+    task: ProgramTask
+    task_type: str
+    completions: list[Completion]
+    results: list[Any]
+
+
 @dataclass
 class Candidate:
     """One teacher proposal on its way through validation; becomes one ``proposals.jsonl`` record."""
@@ -60,7 +80,8 @@ class Candidate:
     iteration: int
     phase: str
     step: int
-    completion: Completion
+    #: The teacher's completion (None until it is sampled, and for AZR's proposals).
+    completion: Completion | None = None
     task_type: str = "induction"
     goalpost_id: str | None = None
     goalpost_title: str | None = None
@@ -211,7 +232,7 @@ class SelfPlayKit:
             return self.executor.run(jobs)
 
     def validate(self, cands: list[Candidate], n_inputs: int, novelty: bool) -> None:
-        """SPEC 5: parse, safety, execution + determinism in fresh states, then novelty."""
+        """method.md §5: parse, safety, execution + determinism in fresh states, then novelty."""
         n_shown = self.cfg.gasp.n_public_io
         runnable: list[Candidate] = []
         for c in cands:
@@ -250,7 +271,7 @@ class SelfPlayKit:
         with self.clock.timed("novelty"):
             q = self.embedder.embed([question_text(c.task, n_shown) for c in valid])
             k = self.embedder.embed([c.task.code for c in valid])
-            # only the buffers of ACCEPTED proposals count (SPEC 5); duplicates within this batch
+            # only the buffers of ACCEPTED proposals count (method.md §5); duplicates within this batch
             # are settled once acceptance is known (reject_batch_duplicates)
             sq, sk = self.question_buffer.max_similarity(q), self.code_buffer.max_similarity(k)
             for i, c in enumerate(valid):
@@ -322,7 +343,7 @@ class SelfPlayKit:
 
     def grade(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[bool]:
         """Grade student answers to one question in the sandbox: passed or not (format errors are
-        wrong answers, SPEC 3.3)."""
+        wrong answers, method.md §3.3)."""
         return [o == CORRECT for o in self.grade_outcomes(task, task_type, view, texts)]
 
     def grade_outcomes(self, task: ProgramTask, task_type: str, view: Any, texts: list[str]) -> list[str]:
@@ -342,11 +363,11 @@ class SelfPlayKit:
         rng: random.Random,
         outcomes: bool = False,
         induction_split: tuple[int, int] | None = None,
-    ):
+    ) -> list[Attempt]:
         """Student attempts: for each (task, task type) ``n`` sampled answers, graded.
 
-        Returns [(task, type, completions, passed flags)], or with ``outcomes`` the outcome of each
-        answer (``correct`` / ``wrong`` / ``format_error``) in place of the flags.  An induction
+        Returns one :class:`Attempt` per question: passed flags, or with ``outcomes`` the outcome
+        of each answer (``correct`` / ``wrong`` / ``format_error``) in place of the flags.  An induction
         question shows the first ``n_public`` I/O pairs and grades on the next ``n_private``:
         ``induction_split`` (default ``gasp.n_public_io, gasp.n_private_io``)."""
         n_pub, n_priv = induction_split or (self.cfg.gasp.n_public_io, self.cfg.gasp.n_private_io)
@@ -369,7 +390,7 @@ class SelfPlayKit:
         results = []
         for (task, tt), view, comps in zip(questions, views, completions):
             graded = self.grade_outcomes(task, tt, view, [c.text for c in comps])
-            results.append((task, tt, comps, graded if outcomes else [o == CORRECT for o in graded]))
+            results.append(Attempt(task, tt, comps, graded if outcomes else [o == CORRECT for o in graded]))
         return results
 
     def random_task_type(self, rng: random.Random) -> str:
@@ -377,8 +398,8 @@ class SelfPlayKit:
 
     # ------------------------------------------------------------------ update
 
-    def update(self, items: list[tuple[Completion, float, str, str]]) -> dict[str, float]:
-        """One policy update; ``items`` are (completion, reward, task type, role).
+    def update(self, items: list[UpdateItem]) -> dict[str, float]:
+        """One policy update on ``items`` (completion, reward, task type, role).
 
         Advantages are TRR++: normalised within each (task type, role) group, per sequence or per
         token (``trainer.trr_normalisation``).  Every sample with completion tokens reaches the
@@ -390,18 +411,24 @@ class SelfPlayKit:
         if self.learner is None or not items:
             return {}
         tc = self.cfg.trainer
+        items = [UpdateItem(*i) for i in items]  # plain 4-tuples are accepted too
         adv = trr_plus_plus(
-            [r for _, r, _, _ in items],
-            [t for _, _, t, _ in items],
-            [ro for _, _, _, ro in items],
+            [i.reward for i in items],
+            [i.task_type for i in items],
+            [i.role for i in items],
             eps=tc.advantage_eps,
             normalisation=tc.trr_normalisation,
-            lengths=[len(c.token_ids) for c, _, _, _ in items],
+            lengths=[len(i.completion.token_ids) for i in items],
         )
         samples = [
-            PolicySample(c.prompt_token_ids, c.token_ids, float(a), group=f"{t}|{ro}")
-            for (c, _, t, ro), a in zip(items, adv)
-            if c.token_ids
+            PolicySample(
+                i.completion.prompt_token_ids,
+                i.completion.token_ids,
+                float(a),
+                group=f"{i.task_type}|{i.role}",
+            )
+            for i, a in zip(items, adv)
+            if i.completion.token_ids
         ]
         if not any(abs(s.advantage) > 0 for s in samples):  # type: ignore[arg-type]
             return {"skipped": 1.0}

@@ -1,4 +1,4 @@
-"""Sol-Ver (Lin et al. 2025, "Learning to Solve and Verify", arXiv 2502.14948; SPEC 9).
+"""Sol-Ver (Lin et al. 2025, "Learning to Solve and Verify", arXiv 2502.14948; method.md §9).
 
 One model plays two roles on problems it writes itself: the *solver* writes code, the *verifier*
 writes unit tests.  Executing every solution against every test gives a pass matrix from which
@@ -30,7 +30,7 @@ Design notes
   (or ``assert f(...)``, ``assert not f(...)``, ``... is None/True/False``); everything else the
   verifier writes is dropped before execution (:mod:`gasp_rl.core.unit_tests`, which also parses
   synthesised problems).
-- *Test-generation accuracy* (SPEC 9 step 5): the fraction of generated tests that the known-
+- *Test-generation accuracy* (method.md §9.5): the fraction of generated tests that the known-
   correct solution passes, and the fraction that reject a known-wrong one
   (:mod:`gasp_rl.eval.test_generation`).
 - Training data are the model's own raw completions (on-policy text), so DPO's log-ratios are
@@ -56,10 +56,10 @@ from typing import Any, Protocol
 from gasp_rl.algorithms.selfplay import PhaseClock
 from gasp_rl.algorithms.solver_verifier_steps import (
     RECORD_CHARS,
-    Candidate,
     Deduplicator,
     ProblemData,
     ProblemProposal,
+    SampledCode,
     TrainingData,
     derive_seed,
     example_problem_texts,
@@ -122,7 +122,7 @@ PHASES = ("synthesis", "sampling", "pass_matrix", "sft", "dpo", "eval", "checkpo
 
 
 class SolVer:
-    """The Sol-Ver loop over a set of seams; :meth:`iteration` is SPEC 9's one iteration."""
+    """The Sol-Ver loop over a set of seams; :meth:`iteration` is method.md §9's one iteration."""
 
     def __init__(
         self, cfg: Config, seams: Seams, seeds: Sequence[Problem], heldout: Sequence[Problem]
@@ -362,7 +362,7 @@ def format_iteration(m: dict[str, Any], total: int) -> str:
     )
 
 
-def _candidate_stats(cands: Sequence[Candidate]) -> dict[str, Any]:
+def _candidate_stats(cands: Sequence[SampledCode]) -> dict[str, Any]:
     return {
         "sampled": len(cands),
         "valid": sum(c.valid for c in cands),
@@ -391,7 +391,7 @@ def _write_eval_summary(store: RunStore, tag: int | str, result: dict[str, Any])
 __all__ = [
     "COMMAND",
     "RECORD_CHARS",
-    "Candidate",
+    "SampledCode",
     "Deduplicator",
     "ProblemData",
     "ProblemProposal",

@@ -1,4 +1,4 @@
-"""The data steps of one Sol-Ver iteration (SPEC 9): problem synthesis with de-duplication,
+"""The data steps of one Sol-Ver iteration (method.md §9): problem synthesis with de-duplication,
 sampling solutions and unit tests, the batched pass matrix, and agreement selection -> SFT rows
 and DPO pairs for both roles.  :mod:`gasp_rl.algorithms.solver_verifier` runs them in order.
 
@@ -193,7 +193,7 @@ def solution_program(problem: Problem, text: str) -> str | Rejection:
 
 
 @dataclass
-class Candidate:
+class SampledCode:
     """One sampled solution or test: the raw completion, and the runnable code or why not."""
 
     text: str
@@ -218,10 +218,10 @@ class Candidate:
         }
 
 
-def _candidate(text: str, comp: Completion, parsed: str | Rejection) -> Candidate:
+def _candidate(text: str, comp: Completion, parsed: str | Rejection) -> SampledCode:
     if isinstance(parsed, Rejection):
-        return Candidate(text, None, parsed.reason, comp.finish_reason)
-    return Candidate(text, parsed, "", comp.finish_reason)
+        return SampledCode(text, None, parsed.reason, comp.finish_reason)
+    return SampledCode(text, parsed, "", comp.finish_reason)
 
 
 def solver_prompt(problem: Problem) -> Chat:
@@ -244,7 +244,7 @@ def verifier_prefill(problem: Problem) -> str:
 
 def sample_solutions(
     generator: Generator, problems: Sequence[Problem], params: SamplingParams
-) -> list[list[Candidate]]:
+) -> list[list[SampledCode]]:
     """``params.n`` solver answers per problem, parsed into runnable programs."""
     if not problems:
         return []
@@ -261,7 +261,7 @@ def sample_tests(
     params: SamplingParams,
     max_asserts: int,
     prefill: bool = False,
-) -> list[list[Candidate]]:
+) -> list[list[SampledCode]]:
     """``params.n`` verifier answers per problem, parsed into assert-based unit tests.  With
     ``prefill`` the answer starts with :func:`verifier_prefill` (the generator must continue a
     final assistant message, as the Hugging Face backend does)."""
@@ -332,8 +332,8 @@ class ProblemData:
     """Everything one problem produced in one iteration."""
 
     problem: Problem
-    solutions: list[Candidate]
-    tests: list[Candidate]
+    solutions: list[SampledCode]
+    tests: list[SampledCode]
     matrix: np.ndarray | None = None
     selection: Selection | None = None
 

@@ -46,7 +46,7 @@ from gasp_rl.core import prompts
 from gasp_rl.core.families import IO_EASIER, IO_HARDER, Family, domain_of_signature, families
 from gasp_rl.core.jobs import Job
 from gasp_rl.core.tasks import TASK_TYPES, Problem, ProgramTask
-from gasp_rl.seams import Chat, Executor, SFTExample
+from gasp_rl.seams import Chat, Executor, RecordStore, SFTExample
 
 log = logging.getLogger("gasp_rl")
 
@@ -293,7 +293,7 @@ def warm_up(
 
 
 def warm_up_run(
-    cfg: Config, policy: Any, executor: Executor, seed_programs: Sequence[ProgramTask], store: Any
+    cfg: Config, policy: Any, executor: Executor, seed_programs: Sequence[ProgramTask], store: RecordStore
 ) -> None:
     """The cold start of a run (``warmup.enabled``): before its first iteration only (a run with a
     committed iteration has its own weights), recorded in ``run.json`` under ``warmup``.  Backends

@@ -1,4 +1,4 @@
-"""Text embedders for the novelty filter and buffer dissimilarity (SPEC 5, 8).
+"""Text embedders for the novelty filter and buffer dissimilarity (method.md §5, §8).
 
 - :class:`PolicyEmbedder`  mean-pooled last hidden states of the policy itself (``gasp.embedder:
   policy``, the default): no extra model, and for code it separates programs well enough for a

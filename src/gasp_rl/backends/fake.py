@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gasp_rl.backends.embedder import HashingEmbedder
 from gasp_rl.seams import Chat, Completion, PolicySample, SamplingParams
 
 # name -> (code template, input generator, python-free evaluator)
@@ -207,27 +208,11 @@ class FakeLearner:
         self.updates = json.loads((Path(path) / "fake_learner.json").read_text())["updates"]
 
 
-class HashEmbedder:
-    """Character 3-gram hashing embedder: deterministic, no weights (tests; ``gasp.embedder=hash``)."""
-
-    def __init__(self, dim: int = 256) -> None:
-        self.dim = dim
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            t = f"  {t}  "
-            for j in range(len(t) - 2):
-                out[i, _h(t[j : j + 3]) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
-
-
 @dataclass
 class FakePolicy:
     generator: FakeGenerator
     learner: FakeLearner
-    embedder: HashEmbedder
+    embedder: HashingEmbedder
     tokenizer: None = None
 
     @staticmethod
@@ -239,4 +224,4 @@ class FakePolicy:
 
 
 def build_fake_policy(seed: int = 0) -> FakePolicy:
-    return FakePolicy(FakeGenerator(seed=seed), FakeLearner(), HashEmbedder())
+    return FakePolicy(FakeGenerator(seed=seed), FakeLearner(), HashingEmbedder())

@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 
-from gasp_rl.backends.hf_loading import _read_safetensors_dir, _replace_dir
+from gasp_rl.backends.hf_loading import _read_safetensors_dir
 from gasp_rl.backends.hf_sampling import micro_batches
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
 from gasp_rl.errors import ModelLoadError
+from gasp_rl.runs import replace_dir
 from gasp_rl.seams import PolicySample
 
 log = logging.getLogger("gasp_rl.backends.hf")
@@ -96,7 +97,7 @@ class PolicyLearner:
         return self._reference
 
     def update(self, samples: list[PolicySample]) -> dict[str, float]:
-        """One clipped policy-gradient step (SPEC 6) over ``samples``, accumulated over micro-batches.
+        """One clipped policy-gradient step (method.md §6) over ``samples``, accumulated over micro-batches.
 
         Samples whose advantages are all zero contribute nothing to the surrogate and are not
         forwarded (unless a KL term is on), but they still count in the loss normaliser, so the step
@@ -216,7 +217,7 @@ class PolicyLearner:
             if self._optimizer is not None:
                 torch.save(self._optimizer.state_dict(), tmp / OPTIMIZER_FILE)
             (tmp / LEARNER_STATE_FILE).write_text(json.dumps({"steps": self.steps}) + "\n", encoding="utf-8")
-            _replace_dir(tmp, dest)
+            replace_dir(tmp, dest)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

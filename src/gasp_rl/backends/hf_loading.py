@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -99,17 +97,6 @@ def _with_lora(model: Any, cfg: TrainerConfig) -> Any:
     wrapped = get_peft_model(model, config)
     wrapped.eval()
     return wrapped
-
-
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_safetensors_dir(src: Path) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The math of one clipped policy-gradient step (SPEC 6), as small pure torch functions.
+"""The math of one clipped policy-gradient step (method.md §6), as small pure torch functions.
 
 Kept apart from the model plumbing so that each piece can be tested on hand-made tensors:
 

@@ -1,4 +1,4 @@
-"""Advantage estimators (SPEC 6): Task-Relative REINFORCE++ and GRPO.  Pure numpy."""
+"""Advantage estimators (method.md §6): Task-Relative REINFORCE++ and GRPO.  Pure numpy."""
 
 from __future__ import annotations
 

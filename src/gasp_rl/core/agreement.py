@@ -1,4 +1,4 @@
-"""Execution agreement for Sol-Ver (SPEC 9, step 3-4): which self-generated solutions and tests to
+"""Execution agreement for Sol-Ver (method.md §9.3-§9.4): which self-generated solutions and tests to
 trust, judged only from the pass matrix, and which preference pairs to build from them.
 
 Everything here is pure (numpy on booleans, indices in, indices out): the algorithm runs the

@@ -1,4 +1,4 @@
-"""Novelty math (SPEC 5 and 8): cosine similarity against buffers, buffer dissimilarity."""
+"""Novelty math (method.md §5 and §8): cosine similarity against buffers, buffer dissimilarity."""
 
 from __future__ import annotations
 

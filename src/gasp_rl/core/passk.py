@@ -1,4 +1,4 @@
-"""The unbiased pass@k estimator (Chen et al. 2021; SPEC 8)."""
+"""The unbiased pass@k estimator (Chen et al. 2021; method.md §8)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ Axis = Literal["io", "f"]
 #: Where the packaged templates live.
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
-#: The difficulty axes of SPEC 3; their descriptions live in ``prompts/_axes.j2``.
+#: The difficulty axes of method.md §3; their descriptions live in ``prompts/_axes.j2``.
 AXES: tuple[str, ...] = ("io", "f")
 
 _ROLE_LINE = re.compile(r"^\{#-?\s*(system|user|assistant)\s*-?#\}[ \t]*$", re.MULTILINE)

@@ -1,4 +1,4 @@
-"""Teacher and student rewards (SPEC 4).  Pure functions of the student pass rate ``p``."""
+"""Teacher and student rewards (method.md §4).  Pure functions of the student pass rate ``p``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,6 @@ def pass_rate(results: list[bool]) -> float:
 
 
 def in_band(p: float, band: tuple[float, float]) -> bool:
-    """The acceptance band check of SPEC 3: ``lo <= p <= hi``."""
+    """The acceptance band check of method.md §3: ``lo <= p <= hi``."""
     lo, hi = band
     return lo <= p <= hi

@@ -1,4 +1,4 @@
-"""Static capability check of proposed programs (SPEC 5: "uses a forbidden capability").
+"""Static capability check of proposed programs (method.md §5: "uses a forbidden capability").
 
 A task program must be a pure, deterministic function of its arguments.  :func:`check_code`
 rejects, before anything runs, code that reaches for the outside world or for interpreter

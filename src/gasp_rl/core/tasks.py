@@ -1,4 +1,4 @@
-"""The task data model (SPEC 2): program tasks, their three student views, and real-data problems.
+"""The task data model (method.md §2): program tasks, their three student views, and real-data problems.
 
 Everything here is plain data: values that came from model code are kept as *literal text*
 (``repr`` of a plain Python value) and are only ever interpreted inside the sandbox.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -200,19 +200,3 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield dicts from a JSONL file; a bad line raises ``ValueError`` naming the file and line."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield obj

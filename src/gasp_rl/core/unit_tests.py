@@ -1,5 +1,5 @@
 """Sol-Ver's model text parsed into typed values or a :class:`~gasp_rl.core.parsing.Rejection`
-(SPEC 9): a synthesised problem (signature + docstring) and a verifier's unit test.
+(method.md §9): a synthesised problem (signature + docstring) and a verifier's unit test.
 
 - *A problem* is the HumanEval form: the top-level imports, then the first function's signature
   and docstring (any body the model wrote is dropped).
@@ -50,7 +50,7 @@ def parse_problem(text: str) -> tuple[str, str, str] | Rejection:
     """A synthesised problem as ``(prompt, entry_point, description)``, or why not.
 
     The prompt is the HumanEval form: the top-level imports, then the first function's signature
-    and docstring only (any body the model wrote is dropped: SPEC 9 problems are a description
+    and docstring only (any body the model wrote is dropped: method.md §9 problems are a description
     plus a signature).
     """
     code = extract_code(text)

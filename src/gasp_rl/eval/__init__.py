@@ -1,4 +1,4 @@
-"""Evaluation (SPEC 8) and goalposts (SPEC 7).
+"""Evaluation (method.md §8) and goalposts (method.md §7).
 
 - :mod:`~gasp_rl.eval.datasets`  benchmark loaders (HumanEval and its demo split, EvalPlus,
   LiveCodeBench, the Hugging Face cache, goalpost files) -> :class:`~gasp_rl.core.tasks.Problem`

@@ -18,8 +18,8 @@ mbpp-plus           EvalPlus ``MbppPlus.jsonl.gz`` (path required)
 livecodebench       LiveCodeBench ``code_generation_lite`` rows: a ``test*.jsonl`` file or the
                     directory holding them (``release_version`` picks the files), or the HF
                     dataset ``livecodebench/code_generation_lite`` in the local cache.
-livecodebench-train the same, contest dates 2023-05-01 .. 2024-08-31 (SPEC 7, goalpost source)
-livecodebench-v5    the same, contest dates 2024-10-01 .. 2025-02-01 (SPEC 8, LCBv5 evaluation)
+livecodebench-train the same, contest dates 2023-05-01 .. 2024-08-31 (method.md §7, goalpost source)
+livecodebench-v5    the same, contest dates 2024-10-01 .. 2025-02-01 (method.md §8, LCBv5 evaluation)
 goalposts           a goalpost file (path, default ``builtin:humaneval-demo``), see
                     :mod:`gasp_rl.eval.goalposts`
 ==================  ==========================================================================
@@ -484,14 +484,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         ),
         BenchmarkSpec(
             "livecodebench-train",
-            "LiveCodeBench, contests 2023-05 .. 2024-08 (SPEC 7 training split)",
+            "LiveCodeBench, contests 2023-05 .. 2024-08 (method.md §7 training split)",
             "livecodebench/code_generation_lite",
             start_date="2023-05-01",
             end_date="2024-08-31",
         ),
         BenchmarkSpec(
             "livecodebench-v5",
-            "LiveCodeBench v5 window, contests 2024-10 .. 2025-02 (SPEC 8 evaluation)",
+            "LiveCodeBench v5 window, contests 2024-10 .. 2025-02 (method.md §8 evaluation)",
             "livecodebench/code_generation_lite",
             start_date="2024-10-01",
             end_date="2025-02-01",
@@ -499,10 +499,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("goalposts", "a goalpost file (default builtin:humaneval-demo)"),
     )
 }
-
-
-def benchmark_names() -> list[str]:
-    return list(BENCHMARKS)
 
 
 def load_benchmark(
@@ -591,25 +587,6 @@ def _load_hf(spec: BenchmarkSpec, dataset_id: str, release_version: str | None) 
     if parity is None:
         return problems
     return [p for p in problems if humaneval_number(p.problem_id) % 2 == parity]
-
-
-def load_problem_set(spec: str) -> list[Problem]:
-    """Problems named by a config string, as ``rlvr.problems`` / ``solver_verifier.seed_problems`` use:
-
-    - ``builtin:<benchmark>`` -- a named benchmark, e.g. ``builtin:humaneval-train``;
-    - ``builtin:<goalpost set>`` -- a shipped goalpost file, e.g. ``builtin:humaneval-demo``;
-    - a path to a JSONL of :class:`Problem` dicts (a goalpost file is one).
-    """
-    if spec.startswith("builtin:"):
-        name = spec[len("builtin:") :]
-        if name in BUILTIN_GOALPOSTS:
-            return load_goalposts(spec)
-        if name in BENCHMARKS and name != "goalposts":
-            return load_benchmark(name)
-        raise DataError(
-            f"unknown builtin problem set {name!r}; known: {', '.join([*BENCHMARKS, *BUILTIN_GOALPOSTS])}"
-        )
-    return load_goalposts(spec)
 
 
 # ---------------------------------------------------------------- goalpost files

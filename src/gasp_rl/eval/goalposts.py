@@ -1,4 +1,4 @@
-"""Goalpost identification (SPEC 7): real training questions that no model stage can solve.
+"""Goalpost identification (method.md §7): real training questions that no model stage can solve.
 
 ``gasp goalposts`` samples ``k`` answers (``goalposts.k``, 100 by default; a small k such as 8 for
 the CPU demo) for every question of the training split (``goalposts.split``) under each *stage* in

@@ -7,7 +7,7 @@ an input-size limit that fits its own test data).  :func:`grade_answers` does al
 the jobs; ``gasp eval`` / ``gasp goalposts`` (the evaluation runner), RLVR rewards, the verl reward
 adapter and Sol-Ver's held-out evaluation all grade through it, so a training reward and an
 evaluation verdict of the same answer cannot disagree.  A solution passes only if it passes *all*
-public and private tests (SPEC 2).
+public and private tests (method.md §2).
 
 Program assembly by problem kind
 --------------------------------

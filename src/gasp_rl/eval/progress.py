@@ -1,4 +1,4 @@
-"""Goalpost progress of runs (SPEC 7; the paper's Table 4 and Figure 5).
+"""Goalpost progress of runs (method.md §7; the paper's Table 4 and Figure 5).
 
 A goalpost counts as *solved* in a run if pass@k > 0 at an evaluated checkpoint OF THAT RUN, with
 k = ``goalposts.k`` sampled answers as in goalpost identification: at least one of the checkpoint's

@@ -1,4 +1,4 @@
-"""The evaluation runner: prompts -> n samples (+ greedy) -> code -> sandbox -> pass@k (SPEC 8).
+"""The evaluation runner: prompts -> n samples (+ greedy) -> code -> sandbox -> pass@k (method.md §8).
 
 Works with any :class:`~gasp_rl.seams.Generator` (in-process HF policy, OpenAI-compatible
 endpoint, fake) and any :class:`~gasp_rl.seams.Executor`.  Problems are processed in chunks;

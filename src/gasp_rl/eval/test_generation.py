@@ -1,4 +1,4 @@
-"""Test-generation accuracy of a verifier (Sol-Ver, SPEC 9.5): do the unit tests it writes
+"""Test-generation accuracy of a verifier (Sol-Ver, method.md §9.5): do the unit tests it writes
 accept a known-correct solution and reject a known-wrong one?
 
 The known-wrong solution is the reference with its result perturbed (``not r``, ``r + 1``,
@@ -59,7 +59,7 @@ def verifier_accuracy(
     tests: Sequence[Sequence[Any]],
     limits: Limits | None = None,
 ) -> dict[str, Any]:
-    """SPEC 9.5: of the generated tests (each with a ``code``, ``None`` when it did not parse: a
+    """method.md §9.5: of the generated tests (each with a ``code``, ``None`` when it did not parse: a
     failure), the fraction the
     known-correct solution passes, the fraction that reject the known-wrong one, and the fraction
     that do both (a test that separates right from wrong).  One executor batch."""

@@ -32,6 +32,7 @@ import yaml
 
 from gasp_rl.errors import GaspError
 from gasp_rl.loggers import mean_of_records
+from gasp_rl.runs import scan_records
 
 _ITER_RE = re.compile(r"(\d+)\s*$")
 
@@ -60,29 +61,9 @@ def dig(record: Any, *keys: str) -> Any:
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """All JSON-object lines of ``path`` and how many lines were skipped as malformed.
-
-    Unlike the run store's reader (which stops at a torn last line, as resume requires), this one
-    keeps going past damage in the middle of a file, because a report should show what survives.
-    """
-    records: list[dict[str, Any]] = []
-    bad = 0
-    if not path.is_file():
-        return records, bad
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(rec, dict):
-                records.append(rec)
-            else:
-                bad += 1
-    return records, bad
+    """All JSON-object lines of ``path`` and how many lines were skipped as malformed: the run
+    store's reader (:func:`gasp_rl.runs.scan_records`), so the report sees what resume sees."""
+    return scan_records(path)
 
 
 def iteration_of_checkpoint(name: str) -> int | None:

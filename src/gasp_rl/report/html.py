@@ -203,7 +203,7 @@ def eval_rows(runs: list[RunData]) -> list[dict[str, str]]:
 
 
 def goalpost_rows(runs: list[RunData]) -> list[dict[str, str]]:
-    """Per mode: solved per seed, the union across seeds, and first solves (SPEC 7)."""
+    """Per mode: solved per seed, the union across seeds, and first solves (method.md §7)."""
     modes: dict[str, list[RunData]] = {}
     for r in runs:
         if r.progress:

@@ -2,7 +2,7 @@
 
 Three bridges, each checked on a CPU against verl's own code by ``tests/test_scale_verl.py``:
 
-1. **Advantages.**  TRR++ (SPEC 6) is registered with verl as the advantage estimator
+1. **Advantages.**  TRR++ (method.md §6) is registered with verl as the advantage estimator
    ``"trr_plus_plus"`` through ``verl.trainer.ppo.core_algos.register_adv_est``.  verl hands a
    custom estimator ``token_level_rewards``, ``response_mask``, ``config`` and ``index`` (the batch's
    ``uid`` column), so the TRR++ group key ``"task type|role"`` travels as the uid (see
@@ -194,7 +194,7 @@ class GradingSpec:
 
 
 def problem_spec(problem: Problem) -> GradingSpec:
-    """The grading spec of a real-data problem: all public and private tests must pass (SPEC 2)."""
+    """The grading spec of a real-data problem: all public and private tests must pass (method.md §2)."""
     return GradingSpec(problem=problem)
 
 
@@ -431,7 +431,7 @@ def _hydra_value(value: Any) -> str:
 
 
 def verl_settings(cfg: Config, scale: VerlScaleConfig, command: Command = "train") -> dict[str, Any]:
-    """The verl config keys gasp-rl sets, as ``{dotted.key: value}`` (SPEC 6 settings -> verl).
+    """The verl config keys gasp-rl sets, as ``{dotted.key: value}`` (method.md §6 settings -> verl).
 
     Sampling follows the command: self-play uses ``generation.*`` and ``gasp.n_student`` samples,
     RLVR uses ``rlvr.*``.  Raises :class:`ScaleError` for settings verl cannot run.
