@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, UpdateItem, histogram, reason_counts
+from gasp_rl.algorithms.selfplay import (
+    Candidate,
+    SelfPlayKit,
+    UpdateItem,
+    histogram,
+    reason_counts,
+    student_record,
+)
 from gasp_rl.config import Config
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.jobs import Job
@@ -113,19 +120,10 @@ class AZR:
                 ]
                 items += [UpdateItem(comp, r, tt, "solver") for comp, r in zip(comps, rewards)]
                 student.setdefault(tt, []).extend(rewards)
+                mean = float(np.mean(rewards))
                 store.append(
                     "students",
-                    {
-                        "iteration": it,
-                        "phase": "solver",
-                        "source_id": c.id,
-                        "source_phase": "azr",
-                        "task_type": tt,
-                        "n": len(rewards),
-                        "rewards": rewards,
-                        "outcomes": outcomes,
-                        "mean_reward": float(np.mean(rewards)),
-                    },
+                    student_record(it, "solver", c.id, "azr", tt, rewards, mean, outcomes=outcomes),
                 )
             for c in group:
                 c.reward = azr_proposer_reward(

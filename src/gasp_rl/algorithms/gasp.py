@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from gasp_rl.algorithms.beyond import GoalpostCurriculum, LemmaScorer
-from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit, UpdateItem, histogram, reason_counts
+from gasp_rl.algorithms.selfplay import (
+    Candidate,
+    SelfPlayKit,
+    UpdateItem,
+    histogram,
+    reason_counts,
+    student_record,
+)
 from gasp_rl.config import Config, RewardShape
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
@@ -195,19 +202,7 @@ class GASP:
             by_type.setdefault(tt, []).extend(rewards)
             items += [UpdateItem(comp, r, tt, "student") for comp, r in zip(comps, rewards)]
             self._student_tokens += sum(len(comp.token_ids) for comp in comps)
-            store.append(
-                "students",
-                {
-                    "iteration": it,
-                    "phase": "solver",
-                    "source_id": c.id,
-                    "source_phase": c.phase,
-                    "task_type": tt,
-                    "n": len(rewards),
-                    "rewards": rewards,
-                    "mean_reward": _mean(rewards),
-                },
-            )
+            store.append("students", student_record(it, "solver", c.id, c.phase, tt, rewards, _mean(rewards)))
         self._last_learner = self.kit.update(items)
         out = {tt: _mean(v) for tt, v in by_type.items()}
         out["all"] = _mean([r for v in by_type.values() for r in v])
@@ -267,18 +262,9 @@ class GASP:
         for c, (_, _, comps, passed) in zip(valid, results):
             c.pass_rate, c.n_student = pass_rate(passed), len(passed)
             self._student_tokens += sum(len(comp.token_ids) for comp in comps)
+            rewards = [float(p) for p in passed]
             store.append(
-                "students",
-                {
-                    "iteration": it,
-                    "phase": "estimate",
-                    "source_id": c.id,
-                    "source_phase": c.phase,
-                    "task_type": "induction",
-                    "n": len(passed),
-                    "rewards": [float(p) for p in passed],
-                    "mean_reward": c.pass_rate,
-                },
+                "students", student_record(it, "estimate", c.id, c.phase, "induction", rewards, c.pass_rate)
             )
 
     # ------------------------------------------------------------------ state for resume

@@ -278,7 +278,7 @@ class RLVRStepper:
 
         if store is not None:
             for problem, group, zero, kept in zip(problems, graded, groups.zero_variance, groups.kept):
-                store.append("students", student_record(iteration, k, problem, group, zero, kept))
+                store.append("students", group_record(iteration, k, problem, group, zero, kept))
         return rl_metrics(
             problems,
             graded,
@@ -333,7 +333,7 @@ def build_samples(
     return samples
 
 
-def student_record(
+def group_record(
     iteration: int, k: int, problem: Problem, group: Sequence[Graded], zero_variance: bool, kept: bool
 ) -> dict[str, Any]:
     """The students.jsonl record of one problem of one update (records.md, phase ``rlvr``)."""

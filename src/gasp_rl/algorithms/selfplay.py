@@ -72,6 +72,31 @@ class Attempt(NamedTuple):
     results: list[Any]
 
 
+def student_record(
+    it: int,
+    phase: str,
+    source_id: str,
+    source_phase: str,
+    task_type: str,
+    rewards: list[float],
+    mean: float | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``students.jsonl`` record: a question's ``n`` student rewards (``phase``: ``estimate``
+    for the pass-rate estimate of a proposal, ``solver`` for the student's training attempts)."""
+    return {
+        "iteration": it,
+        "phase": phase,
+        "source_id": source_id,
+        "source_phase": source_phase,
+        "task_type": task_type,
+        "n": len(rewards),
+        "rewards": rewards,
+        **extra,
+        "mean_reward": mean,
+    }
+
+
 @dataclass
 class Candidate:
     """One teacher proposal on its way through validation; becomes one ``proposals.jsonl`` record."""
