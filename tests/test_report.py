@@ -422,3 +422,30 @@ def test_fake_loop_runs_in_headless_chromium(tmp_path: Path, fake_runs: dict[str
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_time_bars_stack_only_the_phases_so_they_add_up_to_the_iteration_total() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from gasp_rl.report.plots import _draw_times
+
+    # update, exec and novelty are timed inside lemma / solver: drawing them as bars double-counts
+    t = {
+        "lemma": 6.0,
+        "solver": 3.0,
+        "checkpoint": 1.0,
+        "update": 4.0,
+        "exec": 0.5,
+        "novelty": 0.1,
+        "total": 10.0,
+    }
+    fig, ax = plt.subplots()
+    assert _draw_times(ax, SimpleNamespace(metrics=[{"iteration": 0, "time": t}]))
+    assert sum(p.get_height() for p in ax.patches) == pytest.approx(10.0)
+    assert {ln.get_label() for ln in ax.lines} >= {"of which update", "of which exec"}
+    plt.close(fig)
