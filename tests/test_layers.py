@@ -130,3 +130,13 @@ def test_algorithms_core_and_eval_receive_backends_and_sandbox_as_seams():
         if any(_within(dep, c) for c in CONCRETE)
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_no_module_is_over_700_lines_except_the_stdlib_only_zygote() -> None:
+    src = Path(__file__).resolve().parents[1] / "src" / "gasp_rl"
+    long = {
+        str(p.relative_to(src)): n
+        for p in src.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 700 and p.name != "_zygote.py"
+    }
+    assert not long, f"split these modules (CONTRIBUTING.md): {long}"

@@ -325,6 +325,8 @@ def _iterate(
             lg.log(metrics, step=it)
         elapsed = time.perf_counter() - t_run
         eta = elapsed / (it + 1 - start) * (total - it - 1)
+        if cfg.run.max_minutes:  # a time budget ends the run first when it is the shorter
+            eta = max(0.0, min(eta, cfg.run.max_minutes * 60 - elapsed))
         display.done(algo.summary(it, total, metrics, eta))
         if stop:
             say(f"{spec.command}: time budget of {cfg.run.max_minutes} min spent after iteration {it + 1}")
