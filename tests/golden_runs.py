@@ -126,30 +126,16 @@ def _sv_cfg(tmp: Path):
 def sv_bundle():
     """The Sol-Ver policy: a tiny random Llama (TRL trains it) behind the scripted generator."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from gasp_rl.backends import factory
-    from gasp_rl.backends.embedded import resolve_model_path
     from gasp_rl.backends.embedder import HashingEmbedder
     from gasp_rl.backends.hf import HFPolicy
 
     sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_model import tiny_llama
     from test_solver_verifier import ProblemAwareGenerator, _script
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded", "~/.cache/gasp-rl"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    model = LlamaForCausalLM(cfg).eval()
+    model, tok = tiny_llama()
     policy = HFPolicy(model, tok, torch.device("cpu"))
     return factory.PolicyBundle(
         generator=ProblemAwareGenerator(_script()), learner=policy, embedder=HashingEmbedder(), tokenizer=tok

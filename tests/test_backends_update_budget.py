@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from _tiny_model import tiny_llama
 from gasp_rl.backends.hf import micro_batches
 from gasp_rl.config import Config
 from gasp_rl.seams import PolicySample
@@ -23,26 +24,10 @@ def test_micro_batches_follow_the_token_budget() -> None:
 
 def _tiny(lora_rank: int = 0, **trainer):  # type: ignore[no-untyped-def]
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from gasp_rl.backends.embedded import resolve_model_path
     from gasp_rl.backends.hf import HFPolicy
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded", "~/.cache/gasp-rl"))
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=512,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-    ).eval()
+    model, tok = tiny_llama(max_positions=512)
     cfg = Config()
     cfg.trainer.lr = 1e-2
     cfg.trainer.lora_rank = lora_rank

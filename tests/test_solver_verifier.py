@@ -385,25 +385,9 @@ class ProblemAwareGenerator(ScriptedGenerator):
 @pytest.fixture(scope="module")
 def tiny_model():
     """A 2-layer random Llama with the embedded model's tokenizer: real TRL training in seconds."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from _tiny_model import tiny_llama
 
-    from gasp_rl.backends.embedded import resolve_model_path
-
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded", "~/.cache/gasp-rl"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    return LlamaForCausalLM(cfg).eval(), tok
+    return tiny_llama()
 
 
 @pytest.mark.slow

@@ -310,27 +310,10 @@ class SamplingEngine:
     ) -> bool:
         """The static engine's check (``generation.engine=static``, kept to measure against): decodes
         the whole row twice per token to look for a stop string."""
-        if token in self.eos_ids:
-            row.finish_reason = "stop"
-            row.text = self._decode(row.tokens[:-1])
-            return True
-        if stops:
-            text = self._decode(row.tokens)
-            previous = len(self._decode(row.tokens[:-1])) if len(row.tokens) > 1 else 0
-            at = _find_stop(text, stops, previous)
-            if at >= 0:
-                row.finish_reason = "stop"
-                row.text = text[:at]
-                return True
-        if pattern is not None and self._pattern_stop(row, token, pattern):
-            return True
-        if len(row.tokens) >= row.max_new:
-            row.finish_reason = "length"
-            return True
-        return False
+        return self._finished(row, token, stops, None, pattern)
 
     def _finished(
-        self, row: _Row, token: int, stops: list[str], tail: int, pattern: re.Pattern[str] | None
+        self, row: _Row, token: int, stops: list[str], tail: int | None, pattern: re.Pattern[str] | None
     ) -> bool:
         """Record why ``row`` stops after ``token``, if it does.  The end-of-sequence token stays in
         ``token_ids`` (the learner must see it to learn to stop) but not in the text; a stop string
@@ -338,12 +321,13 @@ class SamplingEngine:
 
         Incremental: only the last ``tail`` tokens are decoded to look for a stop string (a stop
         that ends in the newest token lies inside them); the whole row is decoded once, when one is
-        found, to cut the text exactly where :meth:`_finished_full_decode` would."""
+        found, to cut the text exactly where a full decode would (``tail=None``: always decode
+        the whole row, the static engine's way)."""
         if token in self.eos_ids:
             row.finish_reason = "stop"
             row.text = self._decode(row.tokens[:-1])
             return True
-        if stops and any(s in self._decode(row.tokens[-tail:]) for s in stops):
+        if stops and (tail is None or any(s in self._decode(row.tokens[-tail:]) for s in stops)):
             text = self._decode(row.tokens)
             previous = len(self._decode(row.tokens[:-1])) if len(row.tokens) > 1 else 0
             at = _find_stop(text, stops, previous)
