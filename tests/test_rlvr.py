@@ -15,6 +15,7 @@ import pytest
 from gasp_rl import driver
 from gasp_rl.algorithms import rlvr
 from gasp_rl.config import Config, SandboxConfig, load_config
+from gasp_rl.core.seeding import derive_seed
 from gasp_rl.core.tasks import Problem, write_jsonl
 from gasp_rl.core.tasks import TestCase as Case
 from gasp_rl.errors import DataError, GaspError
@@ -182,15 +183,15 @@ def test_problem_sampling_uniform_and_seeded():
 
 
 def test_derive_seed_depends_on_every_part():
-    s = rlvr.derive_seed(0, "rlvr", 3, 0)
-    assert s == rlvr.derive_seed(0, "rlvr", 3, 0)
+    s = derive_seed(0, "rlvr", 3, 0)
+    assert s == derive_seed(0, "rlvr", 3, 0)
     assert (
         len(
             {
                 s,
-                rlvr.derive_seed(0, "rlvr", 3, 1),
-                rlvr.derive_seed(0, "rlvr", 4, 0),
-                rlvr.derive_seed(1, "rlvr", 3, 0),
+                derive_seed(0, "rlvr", 3, 1),
+                derive_seed(0, "rlvr", 4, 0),
+                derive_seed(1, "rlvr", 3, 0),
             }
         )
         == 4

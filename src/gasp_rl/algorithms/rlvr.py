@@ -26,7 +26,6 @@ that iteration.  A resumed run therefore replays exactly the updates a crash los
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import time
@@ -40,6 +39,7 @@ from gasp_rl.algorithms.ppo import ppo_update
 from gasp_rl.algorithms.selfplay import PhaseClock
 from gasp_rl.config import Config
 from gasp_rl.core.advantages import grpo, zero_variance_groups
+from gasp_rl.core.seeding import derive_seed
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
 from gasp_rl.runs import RunStore
@@ -68,16 +68,6 @@ EXAMPLE_CHARS = 1500
 
 
 # ---------------------------------------------------------------------------------- pure pieces
-
-
-def derive_seed(base: int, *parts: object) -> int:
-    """A 62-bit seed from a base seed and a path such as ``(iteration, k)``.
-
-    Hash-based so that nearby inputs give unrelated streams and the value does not depend on
-    Python's per-process string hashing.
-    """
-    text = ":".join(str(p) for p in (base, *parts))
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 2
 
 
 def sample_problem_indices(n_problems: int, k: int, rng: random.Random) -> list[int]:

@@ -8,7 +8,6 @@ policy update with Task-Relative REINFORCE++ (method.md §6).
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter, defaultdict
@@ -26,6 +25,7 @@ from gasp_rl.core.advantages import trr_plus_plus
 from gasp_rl.core.jobs import Job, Status, Verdict
 from gasp_rl.core.novelty import VectorBuffer, buffer_dissimilarity
 from gasp_rl.core.rewards import CORRECT, FORMAT_ERROR, WRONG
+from gasp_rl.core.seeding import derive_seed
 from gasp_rl.core.tasks import TASK_TYPES, IOPair, ProgramTask
 from gasp_rl.eval.grading import program_task_job
 from gasp_rl.seams import (
@@ -458,12 +458,9 @@ class SelfPlayKit:
         if not any(abs(s.advantage) > 0 for s in samples):  # type: ignore[arg-type]
             return {"skipped": 1.0}
         # the shuffle seed depends on trainer.seed and the batch itself, so a resumed run replays it
-        digest = hashlib.blake2b(
-            repr((tc.seed, [(len(s.completion_token_ids), s.advantage) for s in samples])).encode(),
-            digest_size=8,
-        ).digest()
+        batch = repr([(len(s.completion_token_ids), s.advantage) for s in samples])
         with self.clock.timed("update"):
-            metrics = ppo_update(self.learner, samples, tc, random.Random(int.from_bytes(digest, "big")))
+            metrics = ppo_update(self.learner, samples, tc, random.Random(derive_seed(tc.seed, "ppo", batch)))
             if self.sync is not None:
                 self.sync()
             return metrics

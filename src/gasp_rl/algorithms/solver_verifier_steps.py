@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from gasp_rl.algorithms.rlvr import derive_seed as _derive_seed
 from gasp_rl.config import SolverVerifierConfig
 from gasp_rl.core.agreement import Selection, matrix_stats, select_by_agreement, training_indices
 from gasp_rl.core.jobs import Job, Limits, Verdict
 from gasp_rl.core.novelty import VectorBuffer
 from gasp_rl.core.parsing import STOP_AFTER_CODE_BLOCK, Rejection, extract_code, parses
 from gasp_rl.core.prompts import render_chat
+from gasp_rl.core.seeding import derive_seed as _derive_seed
 from gasp_rl.core.tasks import Problem
 from gasp_rl.core.unit_tests import close_fence, parse_problem, parse_test
 from gasp_rl.seams import Chat, Completion, Embedder, Executor, Generator, SamplingParams, generate_prefilled
