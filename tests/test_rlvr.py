@@ -19,6 +19,7 @@ from gasp_rl.core.seeding import derive_seed
 from gasp_rl.core.tasks import Problem, write_jsonl
 from gasp_rl.core.tasks import TestCase as Case
 from gasp_rl.errors import DataError, GaspError
+from gasp_rl.eval.grading import Grade
 from gasp_rl.runs import RunStore
 from gasp_rl.sandbox import LocalExecutor
 from gasp_rl.seams import Chat, Completion, PolicySample, SamplingParams
@@ -520,9 +521,7 @@ def test_one_update_on_the_embedded_model(tmp_path, monkeypatch):
     cfg = make_cfg(tmp_path, "rlvr.batch_problems=1", "rlvr.n=2", "rlvr.max_new_tokens=16", "trainer.lr=1e-4")
 
     def scripted_grade(executor, problems, completions, cfg=None):
-        return [
-            [rlvr.Graded(c, 1.0 if i == 0 else 0.0, "scripted") for i, c in enumerate(g)] for g in completions
-        ]
+        return [[rlvr.Graded(c, Grade(i == 0, "scripted")) for i, c in enumerate(g)] for g in completions]
 
     monkeypatch.setattr(rlvr, "grade_completions", scripted_grade)
     with build_policy(cfg) as policy:

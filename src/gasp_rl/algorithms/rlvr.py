@@ -42,6 +42,7 @@ from gasp_rl.core.advantages import grpo, zero_variance_groups
 from gasp_rl.core.seeding import derive_seed
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import DataError, GaspError
+from gasp_rl.eval.grading import Grade
 from gasp_rl.runs import RunStore
 from gasp_rl.seams import (
     Chat,
@@ -147,12 +148,18 @@ def problem_prompt(problem: Problem) -> Chat:
 
 @dataclass
 class Graded:
-    """One completion with its reward and why (sandbox status, or ``no_code``)."""
+    """One completion with its grade (passed, sandbox status or ``no_code``, reason)."""
 
     completion: Completion
-    reward: float
-    status: str
-    reason: str = ""
+    grade: Grade
+
+    @property
+    def reward(self) -> float:
+        return self.grade.score
+
+    @property
+    def status(self) -> str:
+        return self.grade.status
 
 
 def grade_completions(
@@ -172,10 +179,7 @@ def grade_completions(
 
     items = [(problem, c.text) for problem, group in zip(problems, completions) for c in group]
     grades = iter(grade_answers(executor, items, cfg))
-    return [
-        [Graded(c, 1.0 if (g := next(grades)).passed else 0.0, g.status, g.reason) for c in group]
-        for group in completions
-    ]
+    return [[Graded(c, next(grades)) for c in group] for group in completions]
 
 
 # ---------------------------------------------------------------------------------- one update

@@ -150,7 +150,7 @@ class TrainerConfig(_Section):
         2, gt=0, description="Rows per learner micro-batch when micro_batch_tokens is 0."
     )
     micro_batch_tokens: int = Field(
-        2048,
+        1024,
         ge=0,
         description="Learner micro-batches by token budget: as many rows (sorted by length) as fit in "
         "this many padded tokens (rows x longest row), at least one; bounds memory and time per "

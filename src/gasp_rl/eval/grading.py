@@ -166,6 +166,11 @@ class Grade:
     status: str
     reason: str = ""
 
+    @property
+    def score(self) -> float:
+        """The reward of an answer (RLVR, verl's reward function): 1 if it passed, else 0."""
+        return 1.0 if self.passed else 0.0
+
     @classmethod
     def from_verdict(cls, v: Verdict) -> Grade:
         return cls(passed=v.passed, status=v.status.value, reason=v.reason[:300])

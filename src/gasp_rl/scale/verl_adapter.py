@@ -40,6 +40,7 @@ from gasp_rl.config import Config, ConfigError, SandboxConfig, apply_overrides
 from gasp_rl.core.advantages import group_normalize
 from gasp_rl.core.tasks import Problem
 from gasp_rl.errors import BackendUnavailable, GaspError
+from gasp_rl.eval.grading import Grade
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -198,18 +199,11 @@ def problem_spec(problem: Problem) -> GradingSpec:
     return GradingSpec(problem=problem)
 
 
-@dataclass
-class Graded:
-    """One reward with its reason (what verl logs as ``reward_extra_info``)."""
-
-    score: float
-    status: str
-    reason: str = ""
-
-    def as_verl(self) -> dict[str, Any]:
-        """verl's dict form: ``score`` is the reward; every key becomes a logged column.  The key
-        set is the same for every sample (verl stacks the columns of the first sample's keys)."""
-        return {"score": self.score, "acc": float(self.score > 0), "status": self.status}
+def as_verl(grade: Grade) -> dict[str, Any]:
+    """verl's dict form of a grade: ``score`` is the reward; every key becomes a logged column
+    (``reward_extra_info``).  The key set is the same for every sample (verl stacks the columns
+    of the first sample's keys)."""
+    return {"score": grade.score, "acc": float(grade.passed), "status": grade.status}
 
 
 def grade_responses(
@@ -217,7 +211,7 @@ def grade_responses(
     ground_truths: Sequence[str],
     executor: Executor,
     cfg: Config | None = None,
-) -> list[Graded]:
+) -> list[Grade]:
     """Grade many responses with ONE executor batch (the sandbox pool runs them in parallel).
 
     Reward 1 when the answer passes every test, else 0 (format errors are wrong answers).  A
@@ -228,19 +222,19 @@ def grade_responses(
 
     if len(responses) != len(ground_truths):
         raise ValueError(f"{len(responses)} responses but {len(ground_truths)} ground truths")
-    out: list[Graded | None] = [None] * len(responses)
+    out: list[Grade | None] = [None] * len(responses)
     items: list[tuple[Problem, str]] = []
     where: list[int] = []
     for i, (resp, gt) in enumerate(zip(responses, ground_truths)):
         try:
             spec = GradingSpec.from_json(gt)
         except ValueError as e:
-            out[i] = Graded(0.0, "bad_ground_truth", str(e))
+            out[i] = Grade(False, "bad_ground_truth", str(e))
             continue
         items.append((spec.problem, resp))
         where.append(i)
     for i, g in zip(where, grade_answers(executor, items, cfg) if items else []):
-        out[i] = Graded(1.0 if g.passed else 0.0, g.status, g.reason)
+        out[i] = g
     return [g for g in out if g is not None]
 
 
@@ -287,10 +281,10 @@ def compute_score(
     ``data_source`` get a 0 with status ``foreign_data_source`` rather than a guess.
     """
     if data_source != DATA_SOURCE:
-        return Graded(0.0, "foreign_data_source").as_verl()
+        return as_verl(Grade(False, "foreign_data_source"))
     sb = SandboxConfig(**(sandbox or {}))
     [graded] = grade_responses([solution_str], [ground_truth], shared_executor(sb), Config(sandbox=sb))
-    return graded.as_verl()
+    return as_verl(graded)
 
 
 def decode_responses(data: Any, tokenizer: Any) -> list[str]:
@@ -325,7 +319,7 @@ def score_dataproto(data: Any, tokenizer: Any, executor: Executor, cfg: Config |
     truths = [rm["ground_truth"] for rm in data.non_tensor_batch["reward_model"]]
     graded = grade_responses(responses, truths, executor, cfg)
     rows = [
-        g.as_verl() if src == DATA_SOURCE else Graded(0.0, "foreign_data_source").as_verl()
+        as_verl(g) if src == DATA_SOURCE else as_verl(Grade(False, "foreign_data_source"))
         for g, src in zip(graded, sources)
     ]
     rm_scores = RewardManagerBase.assemble_rm_scores(data, [r["score"] for r in rows])
