@@ -64,8 +64,12 @@ def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: 
     return sum(len(c.token_ids) for row in out for c in row), time.perf_counter() - t0
 
 
-def llama_cpp_single_stream(chat, max_new: int) -> float | None:
-    """Measured llama.cpp tok/s when llama-cpp-python is importable, else None."""
+def llama_cpp_single_stream(chats, max_new: int) -> tuple[float, int, int] | None:
+    """llama.cpp's useful tok/s over ``chats`` one after another (one stream), tokens, seconds.
+
+    None when llama-cpp-python is not importable.  Same GGUF, same chats, same token cap and
+    temperature as the HF runs; the first chat is a warm-up and is not counted.
+    """
     if importlib.util.find_spec("llama_cpp") is None:
         return None
     from llama_cpp import Llama
@@ -73,9 +77,17 @@ def llama_cpp_single_stream(chat, max_new: int) -> float | None:
     from gasp_rl.backends.embedded import embedded_gguf_path
 
     llm = Llama(model_path=str(embedded_gguf_path()), n_ctx=1024, n_threads=2, verbose=False, seed=1)
-    t0 = time.perf_counter()
-    out = llm.create_chat_completion(messages=chat, max_tokens=max_new, temperature=1.0)
-    return out["usage"]["completion_tokens"] / (time.perf_counter() - t0)
+    # the HF sampler's distribution: temperature 1 over the whole vocabulary (llama.cpp's defaults
+    # would truncate it with top-k 40, top-p 0.95, min-p 0.05, and stop answers earlier)
+    same = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+    llm.create_chat_completion(messages=chats[0], max_tokens=8, **same)  # warm-up
+    tokens, seconds = 0, 0.0
+    for chat in chats:
+        t0 = time.perf_counter()
+        out = llm.create_chat_completion(messages=chat, max_tokens=max_new, **same)
+        seconds += time.perf_counter() - t0
+        tokens += out["usage"]["completion_tokens"]
+    return tokens / seconds, tokens, seconds
 
 
 def main() -> None:
@@ -95,6 +107,7 @@ def main() -> None:
     )
     run(policy, deduction_prompts(2), 2, 4, False, VARIANTS["after (continuous)"])  # warm-up
     best_after: dict[int, float] = {}
+    seconds: dict[tuple[int, str, str], float] = {}
     for b in args.batches:
         chats = deduction_prompts(int(b * args.prompts_per_batch))
         prompt_tokens = sum(len(policy.encode_chat(c)) for c in chats)
@@ -105,6 +118,7 @@ def main() -> None:
             for prec in args.precisions:
                 n, t = run(policy, chats, b, args.max_new_tokens, prec == "bf16", VARIANTS[name])
                 rates[(name, prec)] = n / t
+                seconds[(b, name, prec)] = t
                 stats = policy.last_generation_stats if VARIANTS[name]["engine"] == "continuous" else {}
                 where = (
                     f"  [prefill {stats['prefill_s']:.1f}s decode {stats['decode_s']:.1f}s "
@@ -125,10 +139,23 @@ def main() -> None:
         )
     top_b = max(best_after)
     top = best_after[top_b]
-    measured = llama_cpp_single_stream(deduction_prompts(1)[0], args.max_new_tokens)
-    if measured is not None:
-        print(f"\nllama.cpp single stream (2 threads), measured side by side: {measured:.1f} tok/s")
-        print(f"batch {top_b} (after, best precision) / llama.cpp single stream = {top / measured:.2f}x")
+    # the same chats as the largest batch, one after another
+    n_chats = int(top_b * args.prompts_per_batch)
+    llama = llama_cpp_single_stream(deduction_prompts(n_chats), args.max_new_tokens)
+    if llama is not None:
+        measured, n_tok, t_llama = llama
+        print(
+            f"\nllama.cpp single stream (2 threads, same chats and sampling), measured side by side: "
+            f"{measured:.1f} tok/s ({n_tok} tokens over {n_chats} chats, {t_llama:.1f} s)"
+        )
+        print(
+            f"batch {top_b} (after, best precision) / llama.cpp single stream = {top / measured:.2f}x tok/s"
+        )
+        t_ours = min(t for (b, name, _), t in seconds.items() if b == top_b and name.startswith("after ("))
+        print(
+            f"wall time for the same {n_chats} chats: ours {t_ours:.1f} s, llama.cpp {t_llama:.1f} s "
+            f"({t_llama / t_ours:.2f}x; tokens per chat differ with the sampled lengths)"
+        )
     else:
         lo, hi = LLAMA_CPP_REFERENCE
         print(

@@ -74,3 +74,30 @@ def test_configure_filters_once_and_keeps_bars_on_a_terminal(monkeypatch: pytest
             warnings.warn("ours: something the user can act on", UserWarning, stacklevel=1)
         assert [str(w.message) for w in seen] == ["ours: something the user can act on"]
     assert not _quiet.progress_bars_wanted(io.StringIO())
+
+
+def test_a_tqdm_imported_before_configure_draws_nothing_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """transformers' GGUF de-quantizing bar is a plain tqdm.auto bar, created after tqdm read its env."""
+    import io
+
+    from tqdm import std
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from gasp_rl import _quiet
+
+    monkeypatch.setattr(std.tqdm, "__init__", std.tqdm.__init__)  # restored after the test
+    for key in _quiet._PROGRESS_ENV:
+        monkeypatch.delenv(key, raising=False)  # configure sets them; restored after the test
+    drawn = io.StringIO()
+    list(gguf_utils.tqdm(range(3), desc="before", file=drawn))
+    assert "before" in drawn.getvalue()  # without configure, the bar draws
+    _quiet.configure(io.StringIO())
+    _quiet.configure(io.StringIO())  # idempotent: wrapped once
+    quiet = io.StringIO()
+    assert list(gguf_utils.tqdm(range(3), desc="after", file=quiet)) == [0, 1, 2]
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    list(gguf_utils.tqdm(range(3), desc="asked", file=shown, disable=False))
+    assert "asked" in shown.getvalue()  # a caller passing disable= still wins

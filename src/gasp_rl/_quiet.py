@@ -74,3 +74,24 @@ def _disable_imported_bars() -> None:
         import datasets
 
         datasets.disable_progress_bars()
+    if "tqdm" in sys.modules:
+        _tqdm_off_by_default()
+
+
+def _tqdm_off_by_default() -> None:
+    """What ``TQDM_DISABLE=1`` does, for a tqdm imported before it was set.
+
+    tqdm reads ``TQDM_*`` once, when it is imported, into the default arguments of
+    ``tqdm.__init__`` (transformers' GGUF de-quantizing bar is a plain ``tqdm.auto`` bar, outside
+    ``hf_logging``'s switch).  Re-apply that default; a caller passing ``disable=`` still wins.
+    """
+    import functools
+
+    from tqdm import std
+
+    init = std.tqdm.__init__
+    if getattr(init, "_gasp_quiet", False):
+        return
+    quiet = functools.partialmethod(init, disable=True)
+    quiet._gasp_quiet = True  # type: ignore[attr-defined]
+    std.tqdm.__init__ = quiet  # type: ignore[method-assign]
