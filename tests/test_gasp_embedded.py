@@ -22,6 +22,7 @@ def test_gasp_train_one_iteration_on_the_embedded_model(tmp_path):
             "generation.max_new_tokens=96",
             "gasp.n_student=2",
             "gasp.solver_samples=2",
+            "warmup.enabled=false",  # the loop's mechanics; the warm-up has its own test below
         ],
     )
     run = run_training(cfg)
@@ -37,6 +38,10 @@ def test_gasp_train_one_iteration_on_the_embedded_model(tmp_path):
 
 
 @pytest.mark.slow
+# With an empty cache the warm-up runs first: 860 s on an AVX2-only 2-core CPU (float32), 436 s
+# where bf16 is native; then two default iterations (130-150 s each there).  pyproject's 900 s
+# per-test limit is for everything else.
+@pytest.mark.timeout(3000)
 def test_warmup_then_two_gasp_iterations_accept_proposals(tmp_path):
     """The cold start gets the embedded model over the format barrier: after the (cached) warm-up,
     two default GASP iterations accept at least one proposal and train the student on it."""

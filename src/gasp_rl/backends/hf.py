@@ -158,11 +158,14 @@ class HFPolicy(SamplingEngine, PolicyLearner):
         keep: int,
         cache: Any = None,
         autocast: bool = False,
+        model: Any = None,
     ) -> torch.Tensor:
-        """Float32 logits of the last ``keep`` positions.  The transformer body may run under bf16
-        autocast; the vocabulary projection never does (bf16 logits would be off by ~0.1 nat)."""
-        body = self.model.get_decoder()
-        head = self.model.get_output_embeddings()
+        """Float32 logits of the last ``keep`` positions under ``model`` (default: the policy).  The
+        transformer body may run under bf16 autocast; the vocabulary projection never does (bf16
+        logits would be off by ~0.1 nat)."""
+        model = self.model if model is None else model
+        body = model.get_decoder()
+        head = model.get_output_embeddings()
         with _autocast(self.device, autocast):
             out = body(
                 input_ids=input_ids,

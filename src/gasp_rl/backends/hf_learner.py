@@ -35,7 +35,7 @@ LEARNER_STATE_FILE = "learner.json"
 class PolicyLearner:
     """The :class:`~gasp_rl.seams.Learner` half of ``HFPolicy``."""
 
-    def _batch_logprobs(
+    def batch_logprobs(
         self, samples: Sequence[PolicySample], autocast: bool, model: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probs of each sample's completion tokens under ``model`` (default: the policy).
@@ -47,14 +47,7 @@ class PolicyLearner:
         lengths = [len(s.completion_token_ids) for s in samples]
         width = max(lengths)
         ids, mask, positions = self._left_pad(seqs)
-        if model is not None and model is not self.model:
-            policy, self.model = self.model, model
-            try:
-                logits = self._logits(ids, mask, positions, keep=width + 1, autocast=autocast)[:, :-1]
-            finally:
-                self.model = policy
-        else:
-            logits = self._logits(ids, mask, positions, keep=width + 1, autocast=autocast)[:, :-1]
+        logits = self._logits(ids, mask, positions, keep=width + 1, autocast=autocast, model=model)[:, :-1]
         targets = ids[:, -width:]
         logp = torch.log_softmax(logits, dim=-1).gather(2, targets[:, :, None])[:, :, 0]
         columns = torch.arange(width, device=self.device)[None, :]
@@ -70,7 +63,7 @@ class PolicyLearner:
         with torch.inference_mode():
             for idx in micro_batches(sizes, cfg.micro_batch_size, cfg.micro_batch_tokens):
                 chunk = [samples[i] for i in idx]
-                logp, _ = self._batch_logprobs(chunk, autocast=False)
+                logp, _ = self.batch_logprobs(chunk, autocast=False)
                 for row, s in zip(logp.tolist(), chunk):
                     n = len(s.completion_token_ids)
                     out.append(row[len(row) - n :] if n else [])
@@ -164,7 +157,7 @@ class PolicyLearner:
         self, chunk: list[PolicySample], weights: list[float], reference: Any, sums: dict[str, float]
     ) -> None:
         cfg = self.train_cfg
-        logp, valid = self._batch_logprobs(chunk, autocast=self.train_precision.bf16)
+        logp, valid = self.batch_logprobs(chunk, autocast=self.train_precision.bf16)
         width = logp.shape[1]
         adv = torch.tensor([_right_align(_adv_list(s), width) for s in chunk], device=self.device)
         if any(s.old_logprobs is None for s in chunk):
@@ -183,7 +176,7 @@ class PolicyLearner:
         kl = torch.zeros_like(loss_tok)
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _ = self._batch_logprobs(chunk, autocast=self.train_precision.bf16, model=reference)
+                ref_logp, _ = self.batch_logprobs(chunk, autocast=self.train_precision.bf16, model=reference)
             kl = kl_k3(logp, ref_logp)
             loss_tok = loss_tok + cfg.kl_coef * kl
         w = torch.tensor(weights, device=self.device)[:, None] * valid

@@ -5,15 +5,21 @@ one shared prompt prefill per ``n`` samples and finished rows dropped from the b
 :class:`SamplingEngine` is mixed into ``HFPolicy``; it uses the policy's ``model``, ``tokenizer``,
 ``device``, ``gen_cfg``, ``context_window``, ``eos_ids``, ``pad_id``, ``encode_chat``,
 ``_logits`` and ``_left_pad``.
+
+With ``generation.int8_sampling`` every forward pass of a generate call runs on
+:class:`Int8Sampler`'s copy of the policy (int8 dynamic-quantized body, float32 head), rebuilt when
+the policy's weights have changed since it was made.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import inspect
 import logging
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,8 +199,71 @@ def _find_stop(text: str, stops: Sequence[str], start: int) -> int:
     return best
 
 
+def weights_version(model: Any) -> tuple[int, int]:
+    """Changes whenever any parameter or buffer is written in place (optimizer steps, ``load``)
+    or the model object is replaced."""
+    return id(model), sum(t._version for t in (*model.parameters(), *model.buffers()))
+
+
+class Int8Sampler:
+    """A sampling copy of a causal LM with int8 dynamic-quantized Linear layers in its body.
+
+    The copy is rebuilt on first use after the source's weights change (:func:`weights_version`).
+    Only the transformer body is quantized: the vocabulary head stays float32, like the logits
+    under bf16 autocast.  CPU only: ``torch.ao.quantization.quantize_dynamic``, which torch has
+    marked deprecated (its successor is torchao), hence experimental.
+    """
+
+    def __init__(self) -> None:
+        self._copy: Any = None
+        self._version: tuple[int, int] | None = None
+        self.rebuilds = 0
+
+    def model_for(self, source: Any) -> Any:
+        version = weights_version(source)
+        if self._copy is None or version != self._version:
+            clone = copy.deepcopy(source).eval()
+            for p in clone.parameters():
+                p.requires_grad_(False)
+            body = clone.get_decoder()
+            with warnings.catch_warnings():
+                # torch marks its eager quantization deprecated in favour of torchao (not a
+                # dependency); the option is experimental and documented as built on it
+                warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+                warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions")
+                quantized = torch.ao.quantization.quantize_dynamic(
+                    body, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+                )
+            clone.set_decoder(quantized)
+            self._copy, self._version = clone, version
+            self.rebuilds += 1
+        return self._copy
+
+
 class SamplingEngine:
     """The :class:`~gasp_rl.seams.Generator` half of ``HFPolicy``."""
+
+    #: the model every forward pass of the current generate call runs on (the policy, or its
+    #: int8 sampling copy)
+    _sampler: Any = None
+    _int8: Int8Sampler | None = None
+
+    def sampling_model(self) -> Any:
+        """The policy itself, or with ``generation.int8_sampling`` its current int8 copy."""
+        if not self.gen_cfg.int8_sampling:
+            return self.model
+        if self.device.type != "cpu":
+            raise ValueError("generation.int8_sampling is CPU only (torch quantize_dynamic)")
+        if self.train_cfg.lora_rank > 0:
+            raise ValueError("generation.int8_sampling does not combine with trainer.lora_rank > 0")
+        if self.gen_precision.bf16:
+            raise ValueError(
+                "generation.int8_sampling samples in float32: set generation.bf16_autocast=false "
+                f"(it resolved to bf16: {self.gen_precision.reason})"
+            )
+        if self._int8 is None:
+            self._int8 = Int8Sampler()
+        return self._int8.model_for(self.model)
 
     # ---------------------------------------------------------------------------- generation
     def generate(self, prompts: list[Chat], params: SamplingParams) -> list[list[Completion]]:
@@ -239,6 +308,7 @@ class SamplingEngine:
         size = self.gen_cfg.batch_size
         was_training = self.model.training
         self.model.eval()
+        self._sampler = self.sampling_model()
         try:
             if self.gen_cfg.engine == "static":
                 for start in range(0, len(order), size):
@@ -247,6 +317,7 @@ class SamplingEngine:
                 self._sample_continuous([rows[i] for i in order], params)
         finally:
             self.model.train(was_training)
+            self._sampler = None
         results: list[list[Completion]] = [[] for _ in prompt_ids]
         for row in rows:
             results[row.prompt].append(
@@ -273,7 +344,9 @@ class SamplingEngine:
         first = {r.prompt: r for r in rows}
         ids, mask, positions = self._left_pad([first[p].prompt_ids for p in prompts])
         cache = DynamicCache()
-        logits = self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast)[:, -1]
+        logits = self._logits(
+            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler
+        )[:, -1]
         select = torch.tensor([slot[r.prompt] for r in rows], device=self.device)
         cache.batch_select_indices(select)
         logits, mask = logits[select], mask[select]
@@ -301,7 +374,13 @@ class SamplingEngine:
                 active = [active[i] for i in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             logits = self._logits(
-                picks[:, None], mask, next_pos[:, None], keep=1, cache=cache, autocast=autocast
+                picks[:, None],
+                mask,
+                next_pos[:, None],
+                keep=1,
+                cache=cache,
+                autocast=autocast,
+                model=self._sampler,
             )[:, -1]
             next_pos = next_pos + 1
 
@@ -426,6 +505,7 @@ class SamplingEngine:
                 keep=1,
                 cache=batch.cache,
                 autocast=autocast,
+                model=self._sampler,
             )[:, -1]
             batch.next_pos = batch.next_pos + 1
             stats["decode_s"] += clock() - t1
@@ -448,7 +528,7 @@ class SamplingEngine:
         mask = torch.ones_like(ids)
         positions = torch.arange(n, device=self.device)[None, :]
         cache = DynamicCache()
-        self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast)
+        self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler)
         if not all(hasattr(layer, "keys") and layer.keys.dim() == 4 for layer in cache.layers):
             return None  # not a plain (batch, heads, time, dim) cache: no prefix sharing
         return n, [(layer.keys, layer.values) for layer in cache.layers]
@@ -473,7 +553,9 @@ class SamplingEngine:
                 ddp_cache_data=[(kk.expand(k, -1, -1, -1), vv.expand(k, -1, -1, -1)) for kk, vv in layers]
             )
             mask = torch.cat([mask.new_ones((k, n)), mask], dim=1)
-        logits = self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast)[:, -1]
+        logits = self._logits(
+            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler
+        )[:, -1]
         select = torch.tensor([slot[r.prompt] for r in group], device=self.device)
         cache.batch_select_indices(select)
         batch = _Batch(

@@ -391,7 +391,7 @@ class PolicyFinetuner(TrlSFTFinetuner):
                 n_tok = sum(len(s.completion_token_ids) for s in chunk)
                 total = 0.0
                 for part in _token_chunks(chunk, settings.micro_batch_tokens):  # bounded memory per backward
-                    logp, valid = policy._batch_logprobs(part, autocast=autocast)
+                    logp, valid = policy.batch_logprobs(part, autocast=autocast)
                     loss = -(logp * valid).sum() / n_tok
                     loss.backward()
                     total += float(loss.detach())
