@@ -87,17 +87,26 @@ def test_a_tqdm_imported_before_configure_draws_nothing_off_a_terminal(
 
     from gasp_rl import _quiet
 
-    monkeypatch.setattr(std.tqdm, "__init__", std.tqdm.__init__)  # restored after the test
     for key in _quiet._PROGRESS_ENV:
         monkeypatch.delenv(key, raising=False)  # configure sets them; restored after the test
-    drawn = io.StringIO()
-    list(gguf_utils.tqdm(range(3), desc="before", file=drawn))
-    assert "before" in drawn.getvalue()  # without configure, the bar draws
-    _quiet.configure(io.StringIO())
-    _quiet.configure(io.StringIO())  # idempotent: wrapped once
-    quiet = io.StringIO()
-    assert list(gguf_utils.tqdm(range(3), desc="after", file=quiet)) == [0, 1, 2]
-    assert quiet.getvalue() == ""
-    shown = io.StringIO()
-    list(gguf_utils.tqdm(range(3), desc="asked", file=shown, disable=False))
-    assert "asked" in shown.getvalue()  # a caller passing disable= still wins
+    saved = std.tqdm.__dict__["__init__"]  # the raw attribute, put back as it was
+    # tqdm's own __init__ without any defaults (an earlier configure, or TQDM_* variables set
+    # before tqdm was imported, may have switched bars off already)
+    original = _quiet.tqdm_init_original()
+    std.tqdm.__init__ = getattr(original, "func", original)
+    try:
+        drawn = io.StringIO()
+        list(gguf_utils.tqdm(range(3), desc="before", file=drawn))
+        assert "before" in drawn.getvalue()  # without configure, the bar draws
+        _quiet.configure(io.StringIO())
+        wrapped = std.tqdm.__dict__["__init__"]
+        _quiet.configure(io.StringIO())
+        assert std.tqdm.__dict__["__init__"] is wrapped  # idempotent: wrapped once
+        quiet = io.StringIO()
+        assert list(gguf_utils.tqdm(range(3), desc="after", file=quiet)) == [0, 1, 2]
+        assert quiet.getvalue() == ""
+        shown = io.StringIO()
+        list(gguf_utils.tqdm(range(3), desc="asked", file=shown, disable=False))
+        assert "asked" in shown.getvalue()  # a caller passing disable= still wins
+    finally:
+        std.tqdm.__init__ = saved

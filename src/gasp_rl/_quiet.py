@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import TextIO
+from typing import Any, TextIO
 
 #: (category, message regex) of dependency warnings we cannot act on.
 IGNORED_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
@@ -89,9 +89,19 @@ def _tqdm_off_by_default() -> None:
 
     from tqdm import std
 
-    init = std.tqdm.__init__
+    init = std.tqdm.__dict__["__init__"]  # the raw attribute (class access unwraps a partialmethod)
     if getattr(init, "_gasp_quiet", False):
         return
     quiet = functools.partialmethod(init, disable=True)
     quiet._gasp_quiet = True  # type: ignore[attr-defined]
     std.tqdm.__init__ = quiet  # type: ignore[method-assign]
+
+
+def tqdm_init_original() -> Any:
+    """tqdm's ``__init__`` as it was before :func:`_tqdm_off_by_default` (for tests)."""
+    from tqdm import std
+
+    init = std.tqdm.__dict__["__init__"]
+    while getattr(init, "_gasp_quiet", False):
+        init = init.func
+    return init
