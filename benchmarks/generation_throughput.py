@@ -73,7 +73,7 @@ def llama_cpp_single_stream(chats, max_new: int) -> tuple[float, int, int] | Non
     """llama.cpp's useful tok/s over ``chats`` one after another (one stream), tokens, seconds.
 
     None when llama-cpp-python is not importable.  Same GGUF, same chats, same token cap and
-    temperature as the HF runs; the first chat is a warm-up and is not counted.
+    temperature as the HF runs; a short warm-up call before them is not counted.
     """
     if importlib.util.find_spec("llama_cpp") is None:
         return None
