@@ -7,8 +7,9 @@ run, same prompts, same seeds:
 
 - before: ``generation.engine=static`` (fixed chunks of ``batch_size`` rows that run until their
   longest row ends, the whole prompt prefilled per prompt, stop checks decoding whole rows);
-- after: ``generation.engine=continuous`` (shared-prefix KV cache, finished rows refilled with
-  waiting ones, incremental stop checks), also with each optimisation switched off alone;
+- after: ``generation.engine=continuous`` (shared-prefix KV caches, finished rows refilled with
+  waiting ones, incremental stop checks, a KV cache that grows in place, attention with native
+  grouped key/value heads on the CPU), also with each optimisation switched off alone;
 - after + int8 sampling (float32 only): the opt-in ``generation.int8_sampling``, which samples from
   an int8 copy of the policy and so from a slightly different distribution;
 
@@ -32,6 +33,7 @@ from importlib import resources
 import torch
 
 from gasp_rl import _quiet
+from gasp_rl.backends import hf, hf_sampling, kv_cache
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
 from gasp_rl.core.prompts import student_prompt
@@ -49,6 +51,10 @@ VARIANTS = {
     "after (continuous)": _AFTER,
     "after, no prefix cache": {**_AFTER, "prefix_cache": False},
     "after, no refill": {**_AFTER, "refill": False},
+    # benchmark-only switches (not config): transformers' own sdpa attention, which copies the
+    # grouped key/value heads when a mask is given, and its concatenating DynamicCache
+    "after, transformers sdpa": {**_AFTER, "attention": "sdpa"},
+    "after, concatenating cache": {**_AFTER, "cache": "dynamic"},
     # opt-in, float32 only: samples from an int8 copy (not the float32 policy's distribution)
     "after + int8 sampling": {**_AFTER, "int8_sampling": True},
 }
@@ -62,11 +68,29 @@ def deduction_prompts(n: int) -> list[list[dict[str, str]]]:
 
 
 def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: dict) -> tuple[int, float]:
+    variant = dict(variant)
+    attention, cache = variant.pop("attention", None), variant.pop("cache", None)
     policy.gen_cfg = policy.gen_cfg.model_copy(update={"batch_size": batch, "bf16_autocast": bf16, **variant})
     params = SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=batch)
-    t0 = time.perf_counter()
-    out = policy.generate(chats, params)
-    return sum(len(c.token_ids) for row in out for c in row), time.perf_counter() - t0
+    chosen = policy.model.config._attn_implementation
+    if attention:
+        policy.model.set_attn_implementation(attention)
+    if cache == "dynamic":  # every decode step concatenates the whole cache again
+        hf_sampling.growing_cache = hf.growing_cache = _dynamic_cache
+    try:
+        t0 = time.perf_counter()
+        out = policy.generate(chats, params)
+        seconds = time.perf_counter() - t0
+    finally:
+        policy.model.set_attn_implementation(chosen)
+        hf_sampling.growing_cache = hf.growing_cache = kv_cache.growing_cache
+    return sum(len(c.token_ids) for row in out for c in row), seconds
+
+
+def _dynamic_cache(data=None):  # type: ignore[no-untyped-def]
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=data) if data is not None else DynamicCache()
 
 
 def llama_cpp_single_stream(chats, max_new: int) -> tuple[float, int, int] | None:

@@ -27,3 +27,19 @@ def tiny_llama(max_positions: int = 1024, seed: int = 0) -> tuple[Any, Any]:
         eos_token_id=tok.eos_token_id,
     )
     return LlamaForCausalLM(cfg).eval(), tok
+
+
+def tiny_policy(**trainer: Any) -> Any:
+    """An ``HFPolicy`` over :func:`tiny_llama` on the CPU, float32, with ``trainer.<key>`` overrides."""
+    import torch
+
+    from gasp_rl.backends.hf import HFPolicy
+    from gasp_rl.config import Config
+
+    model, tok = tiny_llama(max_positions=512)
+    cfg = Config()
+    cfg.trainer.bf16_autocast = False
+    cfg.generation.bf16_autocast = False
+    for k, v in trainer.items():
+        setattr(cfg.trainer, k, v)
+    return HFPolicy(model, tok, torch.device("cpu"), generation=cfg.generation, trainer=cfg.trainer)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from _tiny_model import tiny_llama
+from _tiny_model import tiny_policy
 from gasp_rl.backends.hf import micro_batches
-from gasp_rl.config import Config
 from gasp_rl.seams import PolicySample
 
 
@@ -23,18 +22,7 @@ def test_micro_batches_follow_the_token_budget() -> None:
 
 
 def _tiny(lora_rank: int = 0, **trainer):  # type: ignore[no-untyped-def]
-    import torch
-
-    from gasp_rl.backends.hf import HFPolicy
-
-    model, tok = tiny_llama(max_positions=512)
-    cfg = Config()
-    cfg.trainer.lr = 1e-2
-    cfg.trainer.lora_rank = lora_rank
-    cfg.trainer.bf16_autocast = False
-    for k, v in trainer.items():
-        setattr(cfg.trainer, k, v)
-    return HFPolicy(model, tok, torch.device("cpu"), generation=cfg.generation, trainer=cfg.trainer)
+    return tiny_policy(lr=1e-2, lora_rank=lora_rank, **trainer)
 
 
 def _samples() -> list[PolicySample]:
@@ -45,8 +33,9 @@ def _samples() -> list[PolicySample]:
 
 
 def test_update_uses_token_budget_micro_batches() -> None:
-    small = _tiny(micro_batch_tokens=40).update(_samples())
-    large = _tiny(micro_batch_tokens=100_000).update(_samples())
+    # (prefix sharing off: these prompts share a prefix, and each shared group is micro-batched apart)
+    small = _tiny(micro_batch_tokens=40, prefix_sharing=False).update(_samples())
+    large = _tiny(micro_batch_tokens=100_000, prefix_sharing=False).update(_samples())
     assert small["micro_batches"] > large["micro_batches"] == 1
     assert small["loss"] == pytest.approx(large["loss"], rel=1e-4, abs=1e-6)  # same step, split differently
 

@@ -248,7 +248,8 @@ class SelfPlayKit:
             logprobs=False,  # the learner recomputes them (see update)
             purpose=purpose,
         )
-        return generate_prefilled(self.generator, prompts_, params, [prefill] * len(prompts_))
+        with self.clock.timed("sample"):
+            return generate_prefilled(self.generator, prompts_, params, [prefill] * len(prompts_))
 
     # ------------------------------------------------------------------ execution
 

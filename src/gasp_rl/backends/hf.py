@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from gasp_rl.backends import chat_prompt_text
+from gasp_rl.backends.cpu_attention import use_native_gqa
 from gasp_rl.backends.hf_learner import LEARNER_STATE_FILE, OPTIMIZER_FILE, PolicyLearner
 from gasp_rl.backends.hf_loading import (
     _autocast,
@@ -37,13 +38,10 @@ from gasp_rl.backends.hf_loading import (
     resolve_device,
     resolve_dtype,
 )
-from gasp_rl.backends.hf_sampling import (
-    _MIN_SHARED_PREFIX,
-    SamplingEngine,
-    _cache_kwarg,
-    _common_prefix_len,
-    micro_batches,
-)
+from gasp_rl.backends.hf_sampling import SamplingEngine, _cache_kwarg, _pad_left_time, micro_batches
+from gasp_rl.backends.kv_cache import growing_cache
+from gasp_rl.backends.prefix import MIN_SHARED_PREFIX as _MIN_SHARED_PREFIX
+from gasp_rl.backends.prefix import common_prefix_len as _common_prefix_len
 from gasp_rl.config import Config, GenerationConfig, TrainerConfig
 from gasp_rl.precision import Precision
 from gasp_rl.precision import resolve as resolve_precision
@@ -93,6 +91,8 @@ class HFPolicy(SamplingEngine, PolicyLearner):
         self._warned_no_template = False
         #: where the last continuous-engine generate call spent its time (seconds, counts)
         self.last_generation_stats: collections.Counter[str] = collections.Counter()
+        #: the attention implementation in use (``gasp_cpu_sdpa`` on a CPU with grouped KV heads)
+        self.native_gqa = use_native_gqa(model, device)
         if self.train_cfg.lora_rank > 0:
             self.model = _with_lora(model, self.train_cfg)
         if self.train_cfg.gradient_checkpointing:
@@ -177,6 +177,60 @@ class HFPolicy(SamplingEngine, PolicyLearner):
         hidden = out.last_hidden_state[:, -keep:, :]
         with _autocast(self.device, False):
             return head(hidden.to(head.weight.dtype)).float()
+
+    def prefix_kv(self, ids: Sequence[int], autocast: bool, model: Any = None) -> list[Any] | None:
+        """Per-layer ``(keys, values)`` (each ``(1, heads, len(ids), dim)``) of the token prefix
+        ``ids`` under ``model`` (default: the policy), with autograd when grad mode is on; None for
+        a model whose cache is not plain per-layer tensors (then nothing is shared)."""
+        from transformers import DynamicCache
+
+        t = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        cache = DynamicCache()
+        positions = torch.arange(t.shape[1], device=self.device)[None, :]
+        self._logits(t, torch.ones_like(t), positions, keep=1, cache=cache, autocast=autocast, model=model)
+        if not all(hasattr(layer, "keys") and layer.keys.dim() == 4 for layer in cache.layers):
+            return None
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def attach_prefix(
+        self,
+        prefix: tuple[int, list[Any]] | Sequence[tuple[int, list[Any]] | None],
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        growing: bool = False,
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Put prefix KV caches in front of a left-padded batch of suffixes: ``(cache, mask,
+        positions)`` for the forward pass of the suffixes.
+
+        ``prefix`` is one ``(P, layers)`` for every row (shared through ``expand``, no copy) or one
+        per row (``None``: no prefix); rows with shorter prefixes are left-padded with masked
+        zeros.  Positions continue after each row's own prefix.  ``growing``: a sampler's cache
+        (:func:`~gasp_rl.backends.kv_cache.growing_cache`), else a plain ``DynamicCache``."""
+        from transformers import DynamicCache
+
+        def make(data: list[Any]) -> Any:
+            return growing_cache(data) if growing else DynamicCache(ddp_cache_data=data)
+
+        b = mask.shape[0]
+        if isinstance(prefix, tuple):
+            n, layers = prefix
+            data = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in layers]
+            return make(data), torch.cat([mask.new_ones((b, n)), mask], dim=1), positions + n
+        rows = list(prefix)
+        width = max((p[0] for p in rows if p is not None), default=0)
+        template = next(p[1] for p in rows if p is not None)
+        data = []
+        for layer, (k0, v0) in enumerate(template):
+            ks, vs = [], []
+            for p in rows:
+                k, v = p[1][layer] if p is not None else (k0[:, :, :0], v0[:, :, :0])
+                ks.append(_pad_left_time(k, width, 2))
+                vs.append(_pad_left_time(v, width, 2))
+            data.append((torch.cat(ks), torch.cat(vs)))
+        lens = torch.tensor([p[0] if p is not None else 0 for p in rows], device=mask.device)
+        cols = torch.arange(width, device=mask.device)[None, :]
+        front = (cols >= width - lens[:, None]).to(mask.dtype)
+        return make(data), torch.cat([front, mask], dim=1), positions + lens[:, None]
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)

@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from gasp_rl.backends.hf_loading import _read_safetensors_dir
 from gasp_rl.backends.hf_sampling import micro_batches
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
+from gasp_rl.backends.prefix import prefix_groups
 from gasp_rl.errors import ModelLoadError
 from gasp_rl.runs import replace_dir
 from gasp_rl.seams import PolicySample
@@ -36,18 +37,30 @@ class PolicyLearner:
     """The :class:`~gasp_rl.seams.Learner` half of ``HFPolicy``."""
 
     def batch_logprobs(
-        self, samples: Sequence[PolicySample], autocast: bool, model: Any = None
+        self,
+        samples: Sequence[PolicySample],
+        autocast: bool,
+        model: Any = None,
+        prefix: tuple[int, list[Any]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probs of each sample's completion tokens under ``model`` (default: the policy).
 
         Sequences are left-padded so every completion ends at the last column; the result is
         ``(B, K)`` right-aligned with ``K`` = longest completion, plus the matching 0/1 mask.
+        With ``prefix = (P, per-layer (keys, values))``, the first ``P`` prompt tokens of every
+        sample are that KV cache (:meth:`prefix_kv`, computed once) and only the rest is forwarded.
         """
-        seqs = [list(s.prompt_token_ids) + list(s.completion_token_ids) for s in samples]
+        start = prefix[0] if prefix is not None else 0
+        seqs = [list(s.prompt_token_ids[start:]) + list(s.completion_token_ids) for s in samples]
         lengths = [len(s.completion_token_ids) for s in samples]
         width = max(lengths)
         ids, mask, positions = self._left_pad(seqs)
-        logits = self._logits(ids, mask, positions, keep=width + 1, autocast=autocast, model=model)[:, :-1]
+        cache = None
+        if prefix is not None:
+            cache, mask, positions = self.attach_prefix(prefix, mask, positions)
+        logits = self._logits(
+            ids, mask, positions, keep=width + 1, cache=cache, autocast=autocast, model=model
+        )[:, :-1]
         targets = ids[:, -width:]
         logp = torch.log_softmax(logits, dim=-1).gather(2, targets[:, :, None])[:, :, 0]
         columns = torch.arange(width, device=self.device)[None, :]
@@ -116,18 +129,17 @@ class PolicyLearner:
             return metrics
         optimizer = self._ensure_optimizer()
         reference = self._ensure_reference() if use_kl else None
-        work.sort(key=lambda i: len(samples[i].prompt_token_ids) + lengths[i])
         self.model.train()
         optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "clip": 0.0, "ratio": 0.0, "kl": 0.0, "tokens": 0.0, "trained_tokens": 0.0}
+
+        def surrogate(chunk: list[int], logp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+            return self._surrogate(
+                [samples[i] for i in chunk], [weights[i] for i in chunk], logp, valid, reference, sums
+            )
+
         try:
-            sizes = [len(samples[i].prompt_token_ids) + lengths[i] for i in work]
-            for chunk_pos in micro_batches(sizes, cfg.micro_batch_size, cfg.micro_batch_tokens):
-                chunk_idx = [work[k] for k in chunk_pos]
-                metrics["micro_batches"] = metrics.get("micro_batches", 0.0) + 1.0
-                self._micro_step(
-                    [samples[i] for i in chunk_idx], [weights[i] for i in chunk_idx], reference, sums
-                )
+            metrics.update(self.accumulate_gradients(samples, work, surrogate, share_prefixes=not use_kl))
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             if torch.isfinite(grad_norm):
                 optimizer.step()
@@ -153,11 +165,95 @@ class PolicyLearner:
         )
         return metrics
 
-    def _micro_step(
-        self, chunk: list[PolicySample], weights: list[float], reference: Any, sums: dict[str, float]
-    ) -> None:
+    def accumulate_gradients(
+        self,
+        samples: Sequence[PolicySample],
+        rows: Sequence[int],
+        loss_fn: Callable[[list[int], torch.Tensor, torch.Tensor], torch.Tensor],
+        share_prefixes: bool = True,
+        micro_batch_tokens: int | None = None,
+    ) -> dict[str, float]:
+        """Forward and backward of ``samples[rows]`` in micro-batches, accumulating gradients in
+        the parameters (no optimizer step).  ``loss_fn(indices, logp, valid)`` turns a
+        micro-batch's completion log-probs (:meth:`batch_logprobs`) into the scalar to back-propagate.
+
+        Micro-batches hold rows of similar length up to ``trainer.micro_batch_tokens`` padded
+        tokens (or ``micro_batch_tokens``).  With ``trainer.prefix_sharing`` the rows are first grouped by the prompt prefix
+        they share (:func:`~gasp_rl.backends.prefix.prefix_groups`): a group's prefix is forwarded
+        once (:meth:`prefix_kv`), its micro-batches attend to that KV cache through detached leaf
+        copies, and the gradient the leaves collect goes back through the prefix's own graph in one
+        backward at the end -- the gradient of forwarding every row whole, for fewer tokens.
+        Sharing is off with gradient checkpointing (it drops the KV cache) and when the caller
+        says so (a KL term's reference model would need its own prefix).
+        """
         cfg = self.train_cfg
-        logp, valid = self.batch_logprobs(chunk, autocast=self.train_precision.bf16)
+        rows = list(rows)
+        stats = {
+            "micro_batches": 0.0,
+            "prefix_groups": 0.0,
+            "prefix_tokens_saved": 0.0,
+            "forwarded_tokens": 0.0,
+        }
+        groups: list[tuple[int, list[int]]] = [(0, rows)]
+        if share_prefixes and cfg.prefix_sharing and not cfg.gradient_checkpointing and len(rows) > 1:
+            found = prefix_groups(
+                [samples[i].prompt_token_ids for i in rows],
+                [len(samples[i].prompt_token_ids) + len(samples[i].completion_token_ids) for i in rows],
+            )
+            alone = [rows[k] for p, members in found if p == 0 for k in members]
+            groups = ([(0, alone)] if alone else []) + [(p, [rows[k] for k in m]) for p, m in found if p > 0]
+        autocast = self.train_precision.bf16
+        for shared, members in groups:
+            prefix = live = None
+            if shared > 0:
+                live = self.prefix_kv(samples[members[0]].prompt_token_ids[:shared], autocast)
+            if live is not None:
+                prefix = (
+                    shared,
+                    [(k.detach().requires_grad_(), v.detach().requires_grad_()) for k, v in live],
+                )
+                stats["prefix_groups"] += 1
+                stats["prefix_tokens_saved"] += shared * (len(members) - 1)
+                stats["forwarded_tokens"] += shared
+            else:
+                shared = 0
+            members = sorted(
+                members, key=lambda i: len(samples[i].prompt_token_ids) + len(samples[i].completion_token_ids)
+            )
+            sizes = [
+                len(samples[i].prompt_token_ids) - shared + len(samples[i].completion_token_ids)
+                for i in members
+            ]
+            budget = cfg.micro_batch_tokens if micro_batch_tokens is None else micro_batch_tokens
+            for chunk_pos in micro_batches(sizes, cfg.micro_batch_size, budget):
+                chunk = [members[k] for k in chunk_pos]
+                stats["micro_batches"] += 1
+                stats["forwarded_tokens"] += sum(sizes[k] for k in chunk_pos)
+                logp, valid = self.batch_logprobs(
+                    [samples[i] for i in chunk], autocast=autocast, prefix=prefix
+                )
+                loss_fn(chunk, logp, valid).backward()
+            if prefix is not None and live is not None:
+                pairs = [
+                    (t, leaf.grad) for kv, leaf_kv in zip(live, prefix[1]) for t, leaf in zip(kv, leaf_kv)
+                ]
+                pairs = [(t, g) for t, g in pairs if g is not None]
+                if pairs:
+                    torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        return stats
+
+    def _surrogate(
+        self,
+        chunk: list[PolicySample],
+        weights: list[float],
+        logp: torch.Tensor,
+        valid: torch.Tensor,
+        reference: Any,
+        sums: dict[str, float],
+    ) -> torch.Tensor:
+        """The clipped policy-gradient loss of one micro-batch (method.md §6), weighted for the
+        batch's normaliser (``trainer.loss_agg``); adds its statistics to ``sums``."""
+        cfg = self.train_cfg
         width = logp.shape[1]
         adv = torch.tensor([_right_align(_adv_list(s), width) for s in chunk], device=self.device)
         if any(s.old_logprobs is None for s in chunk):
@@ -181,13 +277,13 @@ class PolicyLearner:
             loss_tok = loss_tok + cfg.kl_coef * kl
         w = torch.tensor(weights, device=self.device)[:, None] * valid
         loss = (loss_tok * w).sum()
-        loss.backward()
         sums["loss"] += float(loss.detach())
         sums["clip"] += float((clipped * valid).sum())
         sums["ratio"] += float((ratio * valid).sum())
         sums["kl"] += float((kl.detach() * valid).sum())
         sums["trained_tokens"] += float(valid.sum())
         sums["tokens"] += float(sum(len(s.prompt_token_ids) + len(s.completion_token_ids) for s in chunk))
+        return loss
 
     # ---------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from gasp_rl.backends.kv_cache import drop_front, growing_cache
+from gasp_rl.backends.prefix import prefix_groups
 from gasp_rl.errors import ContextLengthError
 from gasp_rl.seams import Chat, Completion, SamplingParams
 
@@ -96,21 +98,6 @@ _CACHE_KWARG: dict[Any, str] = {}
 
 #: Tokens decoded at the end of a row to look for a stop string (plus the longest stop's length).
 _STOP_TAIL_TOKENS = 8
-#: A shared prompt prefix shorter than this is not worth its own forward pass.
-_MIN_SHARED_PREFIX = 16
-
-
-def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for s in seqs[1:]:
-        k = 0
-        while k < n and s[k] == first[k]:
-            k += 1
-        n = k
-        if n == 0:
-            break
-    return n
 
 
 def _pad_left_time(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
@@ -147,8 +134,7 @@ class _Batch:
         start = int(used[0, 0]) if used.numel() else 0
         if start > 0:
             for layer in self.cache.layers:
-                layer.keys = layer.keys[:, :, start:, :]
-                layer.values = layer.values[:, :, start:, :]
+                drop_front(layer, start)
             self.mask = self.mask[:, start:]
 
     def merge(self, other: _Batch) -> None:
@@ -436,10 +422,11 @@ class SamplingEngine:
 
     @torch.inference_mode()
     def _sample_continuous(self, rows: list[_Row], params: SamplingParams) -> None:
-        """The default engine: continuous batching over one shared-prefix KV cache.
+        """The default engine: continuous batching over shared-prefix KV caches.
 
-        - The token prefix that all prompts of the call share (system prompt, worked examples) is
-          prefilled once and its KV cache copied into every row (``generation.prefix_cache``).
+        - A token prefix that several prompts of the call share (system prompt, worked examples) is
+          prefilled once and its KV cache copied into each of their rows
+          (``generation.prefix_cache``; prompts are grouped by :func:`prefix_groups`).
         - Up to ``generation.batch_size`` rows decode together; a finished row leaves at once and,
           with ``generation.refill``, waiting rows are prefilled and join the running batch
           instead of waiting for its longest row.
@@ -457,10 +444,10 @@ class SamplingEngine:
         clock = time.perf_counter
         stats = self.last_generation_stats = collections.Counter()
         t0 = clock()
-        prefix = self._shared_prefix(rows, autocast) if self.gen_cfg.prefix_cache else None
-        if prefix is not None:
-            stats["prefix_tokens"] = prefix[0]
-            stats["prefix_tokens_saved"] = prefix[0] * (len({r.prompt for r in rows}) - 1)
+        prefixes = self._shared_prefixes(rows, autocast) if self.gen_cfg.prefix_cache else {}
+        for n, _ in {id(v[1]): v for v in prefixes.values()}.values():
+            stats["prefix_tokens"] += n
+        stats["prefix_tokens_saved"] = sum(n for n, _ in prefixes.values()) - stats["prefix_tokens"]
         stats["prefill_s"] += clock() - t0
         waiting = collections.deque(rows)
         batch: _Batch | None = None
@@ -470,7 +457,7 @@ class SamplingEngine:
             if waiting and (batch is None or (self.gen_cfg.refill and free >= min(min_join, len(waiting)))):
                 t0 = clock()
                 group = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                joined = self._prefill(group, prefix, autocast)
+                joined = self._prefill(group, prefixes, autocast)
                 if batch is None:
                     batch = joined
                 else:
@@ -512,47 +499,44 @@ class SamplingEngine:
             stats["decode_steps"] += 1
             stats["decode_row_steps"] += len(batch.rows)
 
-    def _shared_prefix(self, rows: list[_Row], autocast: bool) -> tuple[int, list[Any]] | None:
-        """(length, per-layer (keys, values)) of the token prefix all distinct prompts share, or None
-        when there is none worth a forward pass.  The last token of every prompt stays out of it
-        (its logits start the completion)."""
-        from transformers import DynamicCache
+    def _shared_prefixes(self, rows: list[_Row], autocast: bool) -> dict[int, tuple[int, list[Any]]]:
+        """The prefix cache of each prompt that shares one: prompt index -> (length, per-layer
+        (keys, values)).  The distinct prompts are grouped by :func:`prefix_groups` (e.g. the io-
+        and f-axis teacher prompts, each group with its own worked example) and each group's
+        prefix is prefilled once.  The last token of every prompt stays out of it (its logits
+        start the completion)."""
+        prompts = {r.prompt: r.prompt_ids for r in rows}
+        keys = list(prompts)
+        if len(keys) < 2:
+            return {}  # one prompt's n samples already share its prefill
+        out: dict[int, tuple[int, list[Any]]] = {}
+        for n, members in prefix_groups([prompts[k] for k in keys]):
+            if n == 0:
+                continue
+            layers = self.prefix_kv(prompts[keys[members[0]]][:n], autocast, model=self._sampler)
+            if layers is None:
+                return {}  # not a plain (batch, heads, time, dim) cache: no prefix sharing
+            for m in members:
+                out[keys[m]] = (n, layers)
+        return out
 
-        prompts = list({r.prompt: r.prompt_ids for r in rows}.values())
-        if len(prompts) < 2:
-            return None  # one prompt's n samples already share its prefill
-        n = min(_common_prefix_len(prompts), min(len(p) for p in prompts) - 1)
-        if n < _MIN_SHARED_PREFIX:
-            return None
-        ids = torch.tensor([prompts[0][:n]], dtype=torch.long, device=self.device)
-        mask = torch.ones_like(ids)
-        positions = torch.arange(n, device=self.device)[None, :]
-        cache = DynamicCache()
-        self._logits(ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler)
-        if not all(hasattr(layer, "keys") and layer.keys.dim() == 4 for layer in cache.layers):
-            return None  # not a plain (batch, heads, time, dim) cache: no prefix sharing
-        return n, [(layer.keys, layer.values) for layer in cache.layers]
-
-    def _prefill(self, group: list[_Row], prefix: tuple[int, list[Any]] | None, autocast: bool) -> _Batch:
-        """Prefill the distinct prompts of ``group`` (on top of the shared prefix cache, when there is
-        one) and return them as a batch with one row per completion."""
-        from transformers import DynamicCache
-
+    def _prefill(
+        self, group: list[_Row], prefixes: dict[int, tuple[int, list[Any]]], autocast: bool
+    ) -> _Batch:
+        """Prefill the distinct prompts of ``group`` (each on top of its shared prefix cache, when
+        it has one) and return them as a batch with one row per completion."""
         prompts = sorted({r.prompt for r in group})
         slot = {p: i for i, p in enumerate(prompts)}
         first = {r.prompt: r for r in group}
-        if prefix is None:
-            ids, mask, positions = self._left_pad([first[p].prompt_ids for p in prompts])
-            cache = DynamicCache()
+        mine = [prefixes.get(p) for p in prompts]
+        ids, mask, positions = self._left_pad(
+            [first[p].prompt_ids[pre[0] if pre else 0 :] for p, pre in zip(prompts, mine)]
+        )
+        if any(pre is not None for pre in mine):
+            shared = mine[0] if all(pre is mine[0] for pre in mine) else mine
+            cache, mask, positions = self.attach_prefix(shared, mask, positions, growing=True)
         else:
-            n, layers = prefix
-            ids, mask, positions = self._left_pad([first[p].prompt_ids[n:] for p in prompts])
-            positions = positions + n
-            k = len(prompts)
-            cache = DynamicCache(
-                ddp_cache_data=[(kk.expand(k, -1, -1, -1), vv.expand(k, -1, -1, -1)) for kk, vv in layers]
-            )
-            mask = torch.cat([mask.new_ones((k, n)), mask], dim=1)
+            cache = growing_cache()
         logits = self._logits(
             ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler
         )[:, -1]

@@ -340,8 +340,9 @@ class PolicyFinetuner(TrlSFTFinetuner):
     ramp, ``batch_size`` examples per step), computed with the policy's own scoring path: the
     vocabulary projection runs on the completion positions only.
 
-    A step's rows go through the model together, left-padded (one row per forward was 4x slower
-    for the same tokens), in micro-batches of at most ``micro_batch_tokens`` padded tokens.
+    A step's rows go through the policy's gradient path (``accumulate_gradients``): left-padded
+    micro-batches of at most ``micro_batch_tokens`` padded tokens (one row per forward was 4x
+    slower for the same tokens), each prompt prefix that several rows share forwarded once.
 
     Why it exists: TRL's ``SFTTrainer`` always scores through its fused LM head, whose chunked
     log-prob kernel has a fast path on Triton devices only; on a CPU it scores every position of
@@ -381,7 +382,6 @@ class PolicyFinetuner(TrlSFTFinetuner):
         opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
         ramp = max(1, min(5, len(batches) // 4))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / ramp))
-        autocast = policy.train_precision.bf16  # trainer.bf16_autocast resolved for the device
         history: list[dict[str, float]] = []
         t0 = time.perf_counter()
         policy.model.train()
@@ -389,12 +389,24 @@ class PolicyFinetuner(TrlSFTFinetuner):
             for step, batch in enumerate(batches, 1):
                 chunk = [samples[i] for i in batch]
                 n_tok = sum(len(s.completion_token_ids) for s in chunk)
-                total = 0.0
-                for part in _token_chunks(chunk, settings.micro_batch_tokens):  # bounded memory per backward
-                    logp, valid = policy.batch_logprobs(part, autocast=autocast)
+                parts: list[float] = []
+
+                def nll(
+                    _: list[int],
+                    logp: torch.Tensor,
+                    valid: torch.Tensor,
+                    n_tok: int = n_tok,
+                    parts: list = parts,
+                ) -> torch.Tensor:
                     loss = -(logp * valid).sum() / n_tok
-                    loss.backward()
-                    total += float(loss.detach())
+                    parts.append(float(loss.detach()))
+                    return loss
+
+                # bounded memory per backward, shared prompt prefixes forwarded once
+                policy.accumulate_gradients(
+                    chunk, range(len(chunk)), nll, micro_batch_tokens=settings.micro_batch_tokens
+                )
+                total = sum(parts)
                 torch.nn.utils.clip_grad_norm_(params, policy.train_cfg.max_grad_norm)
                 opt.step()
                 sched.step()
@@ -411,20 +423,3 @@ class PolicyFinetuner(TrlSFTFinetuner):
             policy.model.eval()
         return summarise_history(history, {"train_loss": sum(h["loss"] for h in history) / len(history)},
                                  len(rows), too_long, time.perf_counter() - t0)  # fmt: skip
-
-
-def _token_chunks(samples: list[Any], budget: int) -> list[list[Any]]:
-    """Consecutive groups of ``samples`` whose padded size (rows x longest row) fits ``budget``."""
-    out: list[list[Any]] = []
-    for s in samples:
-        n = len(s.prompt_token_ids) + len(s.completion_token_ids)
-        if (
-            out
-            and (len(out[-1]) + 1)
-            * max(n, *(len(x.prompt_token_ids) + len(x.completion_token_ids) for x in out[-1]))
-            <= budget
-        ):
-            out[-1].append(s)
-        else:
-            out.append([s])
-    return out

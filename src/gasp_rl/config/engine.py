@@ -103,8 +103,8 @@ class GenerationConfig(_Section):
     )
     prefix_cache: bool = Field(
         True,
-        description="engine=continuous: prefill the token prefix shared by a call's prompts (system "
-        "prompt + worked examples) once and reuse its KV cache for every row.",
+        description="engine=continuous: prefill each token prefix that several of a call's prompts share "
+        "(system prompt + worked examples) once and reuse its KV cache for those rows.",
     )
     refill: bool = Field(
         True,
@@ -165,6 +165,13 @@ class TrainerConfig(_Section):
         description="Learner micro-batches by token budget: as many rows (sorted by length) as fit in "
         "this many padded tokens (rows x longest row), at least one; bounds memory and time per "
         "backward whatever the lengths.  0 = micro_batch_size rows.",
+    )
+    prefix_sharing: bool = Field(
+        True,
+        description="Forward a prompt prefix that several rows of an update share (system prompt, "
+        "worked examples, the n attempts at one question) once, with its backward, instead of once "
+        "per row: the same gradient for fewer tokens (backends/prefix.py).  Off with "
+        "gradient_checkpointing or kl_coef > 0.",
     )
     gradient_checkpointing: bool = Field(
         False,

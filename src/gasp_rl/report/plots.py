@@ -379,7 +379,7 @@ def _bar_width(xs: list[float]) -> float:
 
 def _draw_times(ax: Axes, run: RunData) -> bool:
     # timed inside the phases (the phases add up to the iteration's total), so drawn as lines
-    overlays = ("exec", "novelty", "update")
+    overlays = ("sample", "exec", "novelty", "update")
     recs = [
         r for r in run.metrics if isinstance(r.get("time"), dict) and as_float(r.get("iteration")) is not None
     ]
@@ -413,8 +413,8 @@ def plot_time_per_phase(runs: list[RunData]) -> Plot | None:
         "time_per_phase",
         "Wall time per phase",
         _draw_times,
-        "Stacked: seconds spent in each phase per iteration; lines: sandbox execution, novelty "
-        "embedding and policy-update time inside those phases.",
+        "Stacked: seconds spent in each phase per iteration; lines: sampling, sandbox execution, "
+        "novelty embedding and policy-update time inside those phases.",
     )
 
 
