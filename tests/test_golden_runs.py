@@ -1,6 +1,10 @@
 """Every record a run writes stays what it was for the same seed: the three run drivers (self-play
 in three modes, RLVR, Sol-Ver) against fixtures recorded at commit 27f4fbe
-(``tests/golden_runs.py`` says how they are run and which volatile fields are normalised)."""
+(``tests/golden_runs.py`` says how they are run and which volatile fields are normalised).
+
+The self-play fixtures (``gasp``, ``azr``, ``gasp_plus_rl``) were re-recorded when the proposal
+format changed to numbered ``Input k:`` lines: the fake model's script is seeded by the prompt
+text, so new prompts give new (equally deterministic) records."""
 
 from __future__ import annotations
 

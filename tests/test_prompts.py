@@ -80,11 +80,15 @@ def test_self_play_templates_exist_and_every_packaged_template_splits() -> None:
 def test_proposer_worked_example_parses(name: str, n_inputs: int) -> None:
     chat = PROPOSERS[name](n_inputs)
     _assert_shape(chat)
-    assert (
-        f"`Inputs: [...]` listing exactly {n_inputs} input{'s' if n_inputs != 1 else ''} of f"
-        in chat[3]["content"]
-    )
+    slots = "one line `Input 1: <arguments of f>`" if n_inputs == 1 else f"{n_inputs} lines `Input 1: "
+    assert slots in chat[3]["content"]
     shown = n_inputs if name.startswith("azr") else 5  # GASP examples always show 5 inputs
+    # the worked example numbers its inputs, one line each, as the instruction asks
+    assert [f"Input {k}:" for k in range(1, shown + 1)] == [
+        line.split(" ", 2)[0] + " " + line.split(" ", 2)[1]
+        for line in chat[2]["content"].splitlines()
+        if line.startswith("Input ")
+    ]
     parsed = parsing.parse_proposal(chat[2]["content"], n_inputs=shown)
     assert isinstance(parsed, parsing.Proposal), parsed
     assert parsed.message and not parsed.renamed_from
@@ -96,7 +100,7 @@ def test_azr_induction_proposer_writes_inputs_for_a_given_program(n_inputs: int)
     chat = azr_proposer_prompt("induction", [TASK], n_inputs)
     _assert_shape(chat)
     assert TASK.code in chat[-1]["content"] and "```python" not in chat[2]["content"]
-    assert f"listing exactly {n_inputs} distinct inputs of f" in chat[-1]["content"]
+    assert f"{n_inputs} lines `Input 1: <arguments of f>` to `Input {n_inputs}: ...`" in chat[-1]["content"]
     parsed = parsing.parse_inputs_message(chat[2]["content"], "def f(word):\n    return word", n_inputs)
     assert isinstance(parsed, parsing.Proposal), parsed
     assert len(parsed.inputs) == n_inputs and parsed.message

@@ -50,8 +50,9 @@ from gasp_rl.seams import Chat, Executor, RecordStore, SFTExample
 
 log = logging.getLogger("gasp_rl")
 
-#: Bump when the way demonstrations are built changes in a way the rendered text does not show.
-FORMAT_VERSION = 1
+#: Bump when the way demonstrations are built or trained on changes in a way the rendered text
+#: does not show (2: steps of rows sorted by prompt, for shared-prefix forwards).
+FORMAT_VERSION = 2
 KINDS = ("lemma", "lift", "one_step", "azr", "induction", "deduction", "abduction")
 #: Longest output literal a demonstration shows (long outputs teach nothing about the format).
 MAX_OUTPUT_CHARS = 120
@@ -61,15 +62,16 @@ MAX_OUTPUT_CHARS = 120
 
 
 def proposal_answer(task: ProgramTask) -> str:
-    """A teacher proposal as the prompts ask for it: code block, one ``Inputs: [...]`` line (a
-    tuple per call when ``f`` takes several arguments), one ``Message:`` line."""
-    items = [p.args if _n_args(p.args) == 1 else f"({p.args})" for p in task.io]
-    return f"```python\n{task.code}\n```\nInputs: [{', '.join(items)}]\nMessage: {task.message}"
+    """A teacher proposal as the prompts ask for it: code block, one numbered ``Input k:`` line
+    per input (the arguments of one call of ``f``), one ``Message:`` line."""
+    return f"```python\n{task.code}\n```\n{inputs_answer(task)}"
 
 
 def inputs_answer(task: ProgramTask) -> str:
-    """An AZR induction proposal for a given program: the ``Inputs: [...]`` and ``Message:`` lines."""
-    return proposal_answer(task).split("```\n", 2)[-1]
+    """The ``Input 1: ...`` .. ``Input n: ...`` lines and the ``Message:`` line (an AZR induction
+    proposal for a given program is only these)."""
+    lines = [f"Input {k}: {p.args}" for k, p in enumerate(task.io, 1)]
+    return "\n".join([*lines, f"Message: {task.message}"])
 
 
 def student_answer(task: ProgramTask, view: Any) -> str:
@@ -79,13 +81,6 @@ def student_answer(task: ProgramTask, view: Any) -> str:
     if view.type == "deduction":
         return f"Answer: {view.output}"
     return f"Answer: {view.args}"
-
-
-def _n_args(args: str) -> int:
-    import ast
-
-    node = ast.parse(f"f({args})", mode="eval").body
-    return len(node.args)  # type: ignore[attr-defined]
 
 
 def split_prefill(answer: str, prefill: str) -> tuple[str, str]:
@@ -265,6 +260,9 @@ def warm_up(
     t0 = time.perf_counter()
     demos = build_demonstrations(cfg, executor, goalposts, seed_programs)
     settings = cfg.warmup.model_dump(mode="json", exclude={"enabled", "cache", "log_every"})
+    # weights trained in bf16 autocast are not those trained in float32 (a cache shared between
+    # machines must not hand one to the other)
+    settings["precision"] = getattr(getattr(learner, "train_precision", None), "name", "float32")
     key = cache_key(base_model_id, demos, settings)
     path = Path(cfg.model.cache_dir).expanduser() / "warmup" / key
     info = path / "warmup.json"

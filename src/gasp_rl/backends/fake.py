@@ -120,8 +120,8 @@ class FakeGenerator:
     def _inputs_for(self, text: str, rng: random.Random) -> str:
         """AZR induction proposer: ``Inputs: [...]`` for the program in the prompt, and a message
         the fake student recognises when the program is one of the fake's templates."""
-        m = re.search(r"listing exactly (\d+) distinct input", text)
-        n = int(m.group(1)) if m else 10
+        m = re.search(r"Reply with (\d+|one) lines? `Input 1", text)
+        n = (1 if m.group(1) == "one" else int(m.group(1))) if m else 10
         if rng.random() < self.malformed_rate:
             return "Inputs: [1, 2]"
         found = _recognise(text.rsplit("Program:", 1)[-1])

@@ -367,14 +367,14 @@ class PolicyFinetuner(TrlSFTFinetuner):
         for r in rows:
             n_prompt = r["completion_mask"].index(1)
             samples.append(PolicySample(r["input_ids"][:n_prompt], r["input_ids"][n_prompt:], 1.0))
-        # steps of similar lengths (a 130-token student row and a 550-token proposal row padded into
-        # one forward would waste a third of it), taken in a seeded random order
-        by_length = sorted(
-            range(len(samples)),
-            key=lambda i: len(samples[i].prompt_token_ids) + len(samples[i].completion_token_ids),
-        )
+        # steps of rows that start alike, taken in a seeded random order: sorted by prompt tokens,
+        # a step's rows come from one template (same system prompt and worked examples, often the
+        # same goalpost), so the prompt prefix they share is forwarded once (accumulate_gradients)
+        # and their lengths are similar (a 130-token student row and a 550-token proposal row
+        # padded into one forward would waste a third of it)
+        by_prompt = sorted(range(len(samples)), key=lambda i: (samples[i].prompt_token_ids, i))
         batches = [
-            by_length[i : i + settings.batch_size] for i in range(0, len(by_length), settings.batch_size)
+            by_prompt[i : i + settings.batch_size] for i in range(0, len(by_prompt), settings.batch_size)
         ]
         rng = random.Random(settings.seed)
         batches = [b for _ in range(settings.epochs) for b in rng.sample(batches, len(batches))]
