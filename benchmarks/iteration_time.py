@@ -5,6 +5,7 @@ line) for one iteration into a temporary run directory and prints the time per p
 run's metrics record, and the share of the executor and the novelty filter.
 
     python benchmarks/iteration_time.py [key=value ...]     # e.g. gasp.iterations=4
+    python benchmarks/iteration_time.py --run RUN_DIR       # the same figures for a finished run
 
 Targets (issues 4 and 14), on a 2-core CPU: iterations that accept nothing < 20 s, those that accept
 proposals < 90 s, mean < 60 s; executor + novelty < 10%.
@@ -28,17 +29,32 @@ _quiet.configure()  # library progress bars only on a terminal, dependency warni
 
 
 def main() -> None:
-    overrides = sys.argv[1:]
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(None, [f"run.dir={tmp}/run", "gasp.iterations=1", *overrides])
-        t0 = time.perf_counter()
-        run = run_training(cfg)
-        wall = time.perf_counter() - t0
-        records = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    args = sys.argv[1:]
+    if args[:1] == ["--run"]:  # a run made by `gasp train`: its records and config
+        run = Path(args[1])
+        cfg = load_config(str(run / "config.yaml"), [])
+        records = _records(run)
+        wall = None
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = load_config(None, [f"run.dir={tmp}/run", "gasp.iterations=1", *args])
+            t0 = time.perf_counter()
+            run = run_training(cfg)
+            wall = time.perf_counter() - t0
+            records = _records(Path(run))
+    report(cfg, records, wall)
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def report(cfg, records: list[dict], wall: float | None) -> None:
     g = cfg.generation
     print(
         f"mode {cfg.gasp.mode}, model {cfg.model.name_or_path}, temperature {g.temperature}, "
         f"max_new_tokens {g.max_new_tokens}, lemmas_per_step {cfg.gasp.lemmas_per_step}, "
+        f"min_accepted {cfg.gasp.min_accepted}, max_attempts {cfg.gasp.max_attempts}, "
         f"n_student {cfg.gasp.n_student}, solver_samples {cfg.gasp.solver_samples}"
     )
     totals, shares, idle, busy = [], [], [], []
@@ -62,7 +78,7 @@ def main() -> None:
     print(
         f"per iteration: mean {sum(totals) / len(totals):.1f} s, max {max(totals):.1f} s over "
         f"{len(totals)} (target < 60 s); executor + novelty at most {100 * max(shares):.1f}% "
-        f"(target < 10%); process wall incl. model load {wall:.1f} s"
+        f"(target < 10%)" + (f"; process wall incl. model load {wall:.1f} s" if wall is not None else "")
     )
     print(
         f"issue-14 targets: nothing accepted {_span(idle)} (target < 20 s); proposals accepted "

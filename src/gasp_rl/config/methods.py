@@ -41,7 +41,10 @@ class GaspConfig(_Section):
         6, gt=0, description="Proposals sampled per rejection-sampling step (CPU demo: 6; paper: 64)."
     )
     min_accepted: int = Field(
-        2, ge=0, description="Accepted proposals that end a phase's rejection sampling."
+        1,
+        ge=0,
+        description="Accepted proposals that end a phase's rejection sampling (CPU demo: 1, so a "
+        "second step runs only when the first accepted nothing; paper config: 32 of 64).",
     )
     max_attempts: int = Field(
         2,
