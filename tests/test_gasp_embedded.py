@@ -38,7 +38,7 @@ def test_gasp_train_one_iteration_on_the_embedded_model(tmp_path):
 
 
 @pytest.mark.slow
-# With an empty cache the warm-up runs first: 860 s on an AVX2-only 2-core CPU (float32), 436 s
+# With an empty cache the warm-up runs first: 860-973 s on AVX2-only 2-core CPUs (float32), 436 s
 # where bf16 is native; then two default iterations (130-150 s each there).  pyproject's 900 s
 # per-test limit is for everything else.
 @pytest.mark.timeout(3000)
