@@ -84,11 +84,10 @@ def test_proposer_worked_example_parses(name: str, n_inputs: int) -> None:
     assert slots in chat[3]["content"]
     shown = n_inputs if name.startswith("azr") else 5  # GASP examples always show 5 inputs
     # the worked example numbers its inputs, one line each, as the instruction asks
-    assert [f"Input {k}:" for k in range(1, shown + 1)] == [
-        line.split(" ", 2)[0] + " " + line.split(" ", 2)[1]
-        for line in chat[2]["content"].splitlines()
-        if line.startswith("Input ")
+    numbered = [
+        line.split(":", 1)[0] for line in chat[2]["content"].splitlines() if line.startswith("Input ")
     ]
+    assert numbered == [f"Input {k}" for k in range(1, shown + 1)]
     parsed = parsing.parse_proposal(chat[2]["content"], n_inputs=shown)
     assert isinstance(parsed, parsing.Proposal), parsed
     assert parsed.message and not parsed.renamed_from
