@@ -3,7 +3,8 @@
 Samples ``--prompts`` lemma proposals (random goalpost + axis, the run's prefill, temperature and
 token budget) and validates them exactly as a run does (parse, safety, sandbox execution,
 determinism); each valid lemma gets ``gasp.n_student`` student induction attempts, and the
-printout counts how many land in the lemma band.  Then it runs the warm-up (ignoring the cache)
+printout counts how many land in the lemma band and how many valid ones are *distinct* (not within
+the run's novelty threshold of an earlier one: what a run's novelty filter would let through).  Then it runs the warm-up (ignoring the cache)
 and measures again, on the same prompts and seeds, side by side (``--retrain`` ignores a cached
 warm-up; its fine-tune time is printed either way).
 
@@ -23,11 +24,22 @@ from gasp_rl.algorithms.selfplay import Candidate, SelfPlayKit
 from gasp_rl.algorithms.warmup import warm_up
 from gasp_rl.config import load_config
 from gasp_rl.core import prompts
+from gasp_rl.core.novelty import VectorBuffer
 from gasp_rl.core.rewards import in_band, pass_rate
 from gasp_rl.eval.goalposts import load_goalposts
 from gasp_rl.wiring import DEFAULT
 
 _quiet.configure()  # library progress bars only on a terminal, dependency warnings filtered
+
+
+def distinct(kit: SelfPlayKit, codes: list[str], threshold: float) -> int:
+    """How many programs are not near-duplicates (code cosine > ``threshold``, the novelty test of a
+    run) of an earlier one in the list: the diversity a run's novelty filter would let through."""
+    kept = VectorBuffer()
+    for v in kit.embedder.embed(codes) if codes else []:
+        if len(kept) == 0 or kept.max_similarity(v[None, :])[0] <= threshold:
+            kept.add(v[None, :])
+    return len(kept)
 
 
 def measure(kit: SelfPlayKit, cfg, goalposts, n: int, seed: int) -> dict:
@@ -58,6 +70,7 @@ def measure(kit: SelfPlayKit, cfg, goalposts, n: int, seed: int) -> dict:
     return {
         "valid": len(valid),
         "in_band": sum(in_band(p, g.lemma_band) for p in rates),
+        "distinct": distinct(kit, [c.task.code for c in valid], g.novelty_threshold),
         "pass_rates": [round(p, 2) for p in rates],
         "families": sorted({c.task.code.splitlines()[1].strip()[:40] for c in valid}),
         "rejected": reasons,
@@ -67,7 +80,8 @@ def measure(kit: SelfPlayKit, cfg, goalposts, n: int, seed: int) -> dict:
 
 def report(name: str, r: dict, n: int) -> None:
     print(
-        f"{name}: valid {r['valid']}/{n}, in the lemma band {r['in_band']}/{n}, {r['seconds']:.0f} s",
+        f"{name}: valid {r['valid']}/{n} ({r['distinct']} distinct), in the lemma band {r['in_band']}/{n}, "
+        f"{r['seconds']:.0f} s",
         flush=True,
     )
     print(f"  rejected {r['rejected']}", flush=True)
@@ -107,10 +121,11 @@ def main() -> None:
         f"warm-up: {m.get('examples')} demonstrations, {m.get('steps')} steps, "
         f"loss {m.get('loss_first')} -> {m.get('loss_last')}, {warm_s:.0f} s (demonstrations {m.get('demonstrations')})"
     )
-    print(f"{'':>8} {'valid':>9} {'in band':>9} {'sample s':>9}  rejected")
+    print(f"{'':>8} {'valid':>9} {'distinct':>9} {'in band':>9} {'sample s':>9}  rejected")
     for name, r in (("before", before), ("after", after)):
         print(
-            f"{name:>8} {r['valid']:>4}/{n:<4} {r['in_band']:>4}/{n:<4} {r['seconds']:>9.1f}  {r['rejected']}"
+            f"{name:>8} {r['valid']:>4}/{n:<4} {r['distinct']:>4}/{n:<4} {r['in_band']:>4}/{n:<4} "
+            f"{r['seconds']:>9.1f}  {r['rejected']}"
         )
         print(f"{'':>8} pass rates {r['pass_rates']}")
         print(f"{'':>8} programs {r['families'][:12]}")
