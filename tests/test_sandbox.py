@@ -194,6 +194,28 @@ def test_isolation_is_reported(ex):
     assert "rlimits" in text and "audit hooks" in text
 
 
+def test_zygote_confines_itself_and_each_job_adds_its_own_filter():
+    """The zygote runs under its own seccomp filter (no execve, sockets, ptrace, mounts, ...), and
+    the two filters stacked deny a job exactly DENIED_SYSCALLS: the child's adds what the zygote
+    itself must keep (fork, kill, rlimits)."""
+    from gasp_rl.sandbox.isolation import DENIED_SYSCALLS, ZYGOTE_SYSCALLS, seccomp_bpf
+
+    programs, why = seccomp_bpf()
+    assert programs is not None, why
+    zygote_bpf, child_bpf = programs
+    assert len(child_bpf) < len(zygote_bpf)
+    assert set(ZYGOTE_SYSCALLS) <= set(DENIED_SYSCALLS)
+    with LocalExecutor(SandboxConfig(workers=1, isolation="none", seccomp="on")) as ex2:
+        pid = ex2._workers[0].proc.pid  # no bubblewrap: the worker process is the zygote
+        with open(f"/proc/{pid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+        assert status["Seccomp"].strip() == "2"  # filter mode
+        assert status["Seccomp_filters"].strip() == "1"
+        assert status["NoNewPrivs"].strip() == "1"
+        (v,) = ex2.run([Job("call", code=ADD, cases=["1, 2"], expected=["3"])])
+        assert v.status == S.PASSED
+
+
 def test_no_bwrap_no_seccomp_still_classifies():
     """With OS layers off (as on a machine without them), rlimits + audit hooks still hold."""
     with LocalExecutor(SandboxConfig(workers=1, isolation="none", seccomp="off", cpu_time=1.0)) as ex2:

@@ -3,8 +3,9 @@
 Started by :mod:`gasp_rl.sandbox.pool` as ``python -I -S _zygote.py`` (stdlib only, no site
 packages), optionally inside a bubblewrap namespace.  It reads one JSON job per line on stdin and
 writes one JSON verdict per line on stdout.  It never runs model code itself: each job runs in a
-forked child that first drops into its limits (rlimits, seccomp filter, audit hook, private
-working directory, no inherited descriptors) and then executes the code.
+forked child that first drops into its limits (rlimits, its own seccomp filter on top of the
+zygote's, audit hook, private working directory, no inherited descriptors) and then executes the
+code.  The zygote runs under a seccomp filter too (no execve, sockets, ptrace, mounts, ...).
 
 Trust boundary: the child only ever *returns values* (as tagged JSON of plain builtins); expected
 values never enter the child; this process parses and compares them.  So a hostile program cannot
@@ -491,10 +492,12 @@ PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
 
 def install_seccomp():
-    """Load the filter in this (child) process: one prctl through a function pointer the zygote
-    resolved already.  The filter itself cannot be loaded once in the zygote: it forbids fork, and
-    the zygote forks.  ``no_new_privs``, which seccomp requires, is set once in the zygote
-    (:func:`main`); it is inherited by every child and can never be unset."""
+    """Add the per-job filter in this (child) process: one prctl through a function pointer the
+    zygote resolved already.  It denies what the zygote's own filter (loaded once in
+    :func:`main`, inherited here) has to let through for the zygote: process creation, ``kill``,
+    rlimit changes.  Those cannot be denied in the zygote: it forks, kills a job's process group,
+    and sets each child's rlimits.  ``no_new_privs``, which seccomp requires, is set once in the
+    zygote; it is inherited by every child and can never be unset."""
     prog = CONF.get("_seccomp_prog")
     if prog is None:
         return
@@ -967,23 +970,31 @@ def prepare_child_state(workdir):
         os.unlink(probe)
 
 
-def setup_seccomp(bpf_hex):
-    if not bpf_hex:
+def setup_seccomp(bpf_hex, child_bpf_hex):
+    """Set ``no_new_privs``, load the zygote's own filter on this process, and prepare the child
+    filter (returned, loaded per job by :func:`install_seccomp`)."""
+    if not bpf_hex or not child_bpf_hex:
         return None
     import ctypes
 
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
-    bpf = bytes.fromhex(bpf_hex)
-    buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    def program(hex_text):
+        bpf = bytes.fromhex(hex_text)
+        buf = ctypes.create_string_buffer(bpf, len(bpf))
+        return buf, SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+
+    own_buf, own = program(bpf_hex)
+    child_buf, child = program(child_bpf_hex)
     libc = ctypes.CDLL(None, use_errno=True)
-    CONF["_seccomp_buf"] = buf  # keep alive
+    CONF["_seccomp_buf"] = (own_buf, child_buf)  # keep alive
     prctl = libc.prctl  # resolved here, not in each child
     if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # inherited by every child, irreversible
         raise OSError("prctl(NO_NEW_PRIVS) failed")
-    return prctl, ctypes.byref(prog), prog
+    if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(own), 0, 0) != 0:
+        raise OSError("prctl(SECCOMP) failed for the zygote's own filter")
+    return prctl, ctypes.byref(child), child
 
 
 def main():
@@ -999,7 +1010,7 @@ def main():
     CONF["workdir"] = os.path.realpath(os.path.join(CONF["tmp_root"], f"w{os.getpid()}"))
     os.makedirs(CONF["workdir"], mode=0o700, exist_ok=True)
     CONF["_read_roots_real"] = tuple(os.path.realpath(p) for p in CONF["read_roots"])
-    seccomp = setup_seccomp(CONF.get("seccomp_bpf"))
+    seccomp = setup_seccomp(CONF.get("seccomp_bpf"), CONF.get("seccomp_child_bpf"))
     if seccomp is not None:
         prctl, ref, prog = seccomp
         CONF["_seccomp_prog"] = (prctl, ref)

@@ -6,9 +6,11 @@ Layers, outermost first:
    network, IPC, UTS and cgroup namespaces; the file system is only the interpreter and system
    libraries, read-only, plus a private tmpfs ``/tmp``.  No network interface but loopback of
    its own, no view of the user's home or the repository.
-2. **seccomp** (via ``pyseccomp``/libseccomp, compiled once here, installed per job with one
-   ``prctl``): process creation, ``execve``, sockets, ``kill``, ``ptrace``, rlimit changes,
-   mounts and namespaces fail with EPERM.
+2. **seccomp** (via ``pyseccomp``/libseccomp, compiled once here), in two stacked filters: the
+   zygote confines itself at start-up (``execve``, sockets, ``ptrace``, mounts, namespaces, ...
+   fail with EPERM for it and for every child it forks), and each job's child adds one small
+   filter with one ``prctl`` for the few calls the zygote itself needs (process creation,
+   ``kill``, rlimit changes).
 3. **rlimits** per job: CPU seconds (hard kill), address space, file size (output), open files,
    no core dumps, no processes.
 4. **Python audit hook** per job: forbidden imports (ctypes, subprocess, socket, ...), process and
@@ -37,6 +39,7 @@ log = logging.getLogger("gasp_rl.sandbox")
 ZYGOTE = Path(__file__).with_name("_zygote.py")
 
 # System calls a job may never make (EPERM).  clone3 gets ENOSYS so glibc falls back to clone.
+# All but ZYGOTE_SYSCALLS are denied to the zygote too (its own filter, inherited by each child).
 DENIED_SYSCALLS = (
     "fork",
     "vfork",
@@ -91,12 +94,16 @@ DENIED_SYSCALLS = (
     "settimeofday",
     "clock_settime",
 )
+# What the zygote itself must do: fork a child per job, kill a job's process group, and set a job's
+# rlimits in the child before the child's own filter is loaded.  Denied per job, in the child.
+ZYGOTE_SYSCALLS = ("fork", "vfork", "clone", "kill", "setrlimit", "prlimit64")
 
 
 @dataclass
 class Isolation:
     bwrap: str | None = None
-    seccomp_bpf: bytes | None = None
+    seccomp_bpf: bytes | None = None  # the zygote's own filter (inherited by every child)
+    seccomp_child_bpf: bytes | None = None  # loaded in each child: ZYGOTE_SYSCALLS
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -173,27 +180,35 @@ def _bwrap_works(bwrap: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def seccomp_bpf() -> tuple[bytes | None, str]:
-    """The compiled seccomp program (raw BPF), or None and why not."""
+def _compile_filter(sc, denied: tuple[str, ...], clone3: bool) -> bytes:
+    f = sc.SyscallFilter(defaction=sc.ALLOW)
+    for name in denied:
+        try:
+            f.add_rule(sc.ERRNO(errno.EPERM), name)
+        except Exception:  # noqa: BLE001 - syscall unknown on this architecture
+            continue
+    if clone3:
+        try:
+            f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+        except Exception:  # noqa: BLE001
+            pass
+    with tempfile.TemporaryFile() as fh:
+        f.export_bpf(fh)
+        fh.seek(0)
+        return fh.read()
+
+
+def seccomp_bpf() -> tuple[tuple[bytes, bytes] | None, str]:
+    """The compiled seccomp programs (raw BPF): (the zygote's filter, the per-job child filter),
+    or None and why not.  Stacked, they deny exactly ``DENIED_SYSCALLS`` (and clone3) to a job."""
     try:
         import pyseccomp as sc
     except Exception as e:  # noqa: BLE001 - not installed, or libseccomp missing
         return None, f"pyseccomp unavailable ({e})"
     try:
-        f = sc.SyscallFilter(defaction=sc.ALLOW)
-        for name in DENIED_SYSCALLS:
-            try:
-                f.add_rule(sc.ERRNO(errno.EPERM), name)
-            except Exception:  # noqa: BLE001 - syscall unknown on this architecture
-                continue
-        try:
-            f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-        except Exception:  # noqa: BLE001
-            pass
-        with tempfile.TemporaryFile() as fh:
-            f.export_bpf(fh)
-            fh.seek(0)
-            return fh.read(), ""
+        zygote = _compile_filter(sc, tuple(n for n in DENIED_SYSCALLS if n not in ZYGOTE_SYSCALLS), True)
+        child = _compile_filter(sc, ZYGOTE_SYSCALLS, False)
+        return (zygote, child), ""
     except Exception as e:  # noqa: BLE001
         return None, f"seccomp filter could not be built ({e})"
 
@@ -220,7 +235,7 @@ def detect(isolation: str = "auto", seccomp: str = "auto") -> Isolation:
     if seccomp in ("auto", "on"):
         bpf, why = seccomp_bpf()
         if bpf:
-            iso.seccomp_bpf = bpf
+            iso.seccomp_bpf, iso.seccomp_child_bpf = bpf
         elif seccomp == "on":
             raise RuntimeError(f"sandbox.seccomp=on but {why}")
         else:

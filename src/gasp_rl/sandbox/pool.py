@@ -182,6 +182,9 @@ class LocalExecutor:
             "tmp_root": "/tmp/gasp-jobs" if self.isolation.bwrap else _private_tmp(),
             "read_roots": python_roots(),
             "seccomp_bpf": self.isolation.seccomp_bpf.hex() if self.isolation.seccomp_bpf else None,
+            "seccomp_child_bpf": (
+                self.isolation.seccomp_child_bpf.hex() if self.isolation.seccomp_child_bpf else None
+            ),
             "rel_tol": self.cfg.float_rel_tol,
             "abs_tol": self.cfg.float_abs_tol,
             "tuple_equals_list": self.cfg.tuple_equals_list,
