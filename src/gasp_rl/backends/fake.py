@@ -109,7 +109,7 @@ class FakeGenerator:
         name = rng.choice(sorted(_TEMPLATES))
         tpl, gen, _ = _TEMPLATES[name]
         k = rng.randint(0, 12)
-        inputs = "\n".join(f"Input: {gen(rng)}" for _ in range(n_inputs))
+        inputs = "\n".join(f"Input {i + 1}: {gen(rng)}" for i in range(n_inputs))
         return f"```python\n{tpl.format(k=k)}\n```\n{inputs}\nMessage: fake task {name} {k}"
 
     # -------------------------------------------------------------- student
@@ -118,12 +118,13 @@ class FakeGenerator:
         return (_h(self.seed, "skill", key) % 1000) / 1000.0
 
     def _inputs_for(self, text: str, rng: random.Random) -> str:
-        """AZR induction proposer: ``Inputs: [...]`` for the program in the prompt, and a message
-        the fake student recognises when the program is one of the fake's templates."""
+        """AZR induction proposer: numbered ``Input k:`` lines (the format the prompt asks for) for
+        the program in the prompt, and a message the fake student recognises when the program is
+        one of the fake's templates."""
         m = re.search(r"Reply with (\d+|one) lines? `Input 1", text)
         n = (1 if m.group(1) == "one" else int(m.group(1))) if m else 10
         if rng.random() < self.malformed_rate:
-            return "Inputs: [1, 2]"
+            return "Input 1: 1\nInput 2: 2"  # too few inputs
         found = _recognise(text.rsplit("Program:", 1)[-1])
         gen = _TEMPLATES[found[0]][1] if found else (lambda r: str(r.randint(-50, 50)))
         seen: list[str] = []
@@ -134,7 +135,8 @@ class FakeGenerator:
             if len(seen) == n:
                 break
         message = f"fake task {found[0]} {found[1]}" if found else "some numbers"
-        return f"Inputs: [{', '.join(seen)}]\nMessage: {message}"
+        lines = "\n".join(f"Input {i + 1}: {v}" for i, v in enumerate(seen))
+        return f"{lines}\nMessage: {message}"
 
     def _respond(self, purpose: str, text: str, rng: random.Random) -> str:
         if purpose == "azr_propose_induction":
