@@ -9,7 +9,8 @@ run, same prompts, same seeds:
   longest row ends, the whole prompt prefilled per prompt, stop checks decoding whole rows);
 - after: ``generation.engine=continuous`` (shared-prefix KV caches, finished rows refilled with
   waiting ones, incremental stop checks, a KV cache that grows in place, attention with native
-  grouped key/value heads on the CPU), also with each optimisation switched off alone;
+  grouped key/value heads on the CPU, the vocabulary projection on the CPU kernel measured faster
+  here), also with each optimisation switched off alone;
 - after + int8 sampling (float32 only): the opt-in ``generation.int8_sampling``, which samples from
   an int8 copy of the policy and so from a slightly different distribution;
 
@@ -33,7 +34,7 @@ from importlib import resources
 import torch
 
 from gasp_rl import _quiet
-from gasp_rl.backends import hf, hf_sampling, kv_cache
+from gasp_rl.backends import cpu_head, hf, hf_sampling, kv_cache
 from gasp_rl.backends.hf import HFPolicy
 from gasp_rl.config import Config
 from gasp_rl.core.prompts import student_prompt
@@ -55,6 +56,8 @@ VARIANTS = {
     # grouped key/value heads when a mask is given, and its concatenating DynamicCache
     "after, transformers sdpa": {**_AFTER, "attention": "sdpa"},
     "after, concatenating cache": {**_AFTER, "cache": "dynamic"},
+    # the vocabulary projection on F.linear's kernel instead of the one measured faster here
+    "after, F.linear head": {**_AFTER, "head": "default"},
     # opt-in, float32 only: samples from an int8 copy (not the float32 policy's distribution)
     "after + int8 sampling": {**_AFTER, "int8_sampling": True},
 }
@@ -70,6 +73,7 @@ def deduction_prompts(n: int) -> list[list[dict[str, str]]]:
 def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: dict) -> tuple[int, float]:
     variant = dict(variant)
     attention, cache = variant.pop("attention", None), variant.pop("cache", None)
+    head = variant.pop("head", None)
     policy.gen_cfg = policy.gen_cfg.model_copy(update={"batch_size": batch, "bf16_autocast": bf16, **variant})
     params = SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=batch)
     chosen = policy.model.config._attn_implementation
@@ -77,6 +81,10 @@ def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: 
         policy.model.set_attn_implementation(attention)
     if cache == "dynamic":  # every decode step concatenates the whole cache again
         hf_sampling.growing_cache = hf.growing_cache = _dynamic_cache
+    measured = dict(cpu_head._choice)
+    if head:
+        weight = policy.model.get_output_embeddings().weight
+        cpu_head._choice[tuple(weight.shape)] = head
     try:
         t0 = time.perf_counter()
         out = policy.generate(chats, params)
@@ -84,7 +92,49 @@ def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: 
     finally:
         policy.model.set_attn_implementation(chosen)
         hf_sampling.growing_cache = hf.growing_cache = kv_cache.growing_cache
+        cpu_head._choice.clear()
+        cpu_head._choice.update(measured)
     return sum(len(c.token_ids) for row in out for c in row), seconds
+
+
+def head_decode_steps(policy: HFPolicy, rows: tuple[int, ...] = (1, 8, 32), steps: int = 24) -> None:
+    """Decode steps (one token per row, a 120-token cache) with the vocabulary projection on
+    ``F.linear`` and on the kernel :mod:`gasp_rl.backends.cpu_head` measured faster here,
+    alternating step by step so both see the same machine load; median ms per step."""
+    weight = policy.model.get_output_embeddings().weight
+    key = tuple(weight.shape)
+    with torch.inference_mode():
+        measured = cpu_head.choose(weight)
+        print(f"\nvocabulary projection {key[0]} x {key[1]}: kernel measured faster here: {measured}")
+        for b in rows:
+            ids = torch.randint(100, 1000, (b, 120))
+            mask = torch.ones_like(ids)
+            cache = kv_cache.growing_cache()
+            positions = torch.arange(120)[None].expand(b, 120)
+            policy._logits(ids, mask, positions, keep=1, cache=cache, model=policy.model, sampling=True)
+            times: dict[str, list[float]] = {"default": [], measured: []}
+            for s in range(steps):
+                kernel = ("default", measured)[s % 2]
+                cpu_head._choice[key] = kernel
+                mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)
+                t0 = time.perf_counter()
+                policy._logits(
+                    ids[:, :1],
+                    mask,
+                    torch.full((b, 1), 120 + s),
+                    keep=1,
+                    cache=cache,
+                    model=policy.model,
+                    sampling=True,
+                )
+                if s >= 4:
+                    times[kernel].append(time.perf_counter() - t0)
+            cpu_head._choice[key] = measured
+            ms = {k: 1000 * sorted(v)[len(v) // 2] for k, v in times.items()}
+            print(
+                f"  {b:>2} rows: decode step F.linear {ms['default']:.1f} ms, {measured} {ms[measured]:.1f} ms "
+                f"({ms['default'] / ms[measured]:.2f}x)"
+            )
 
 
 def _dynamic_cache(data=None):  # type: ignore[no-untyped-def]
@@ -178,6 +228,8 @@ def main() -> None:
             if any(name.startswith("after (") for name, _ in rates)
             else max(rates.values())
         )
+    if "after, F.linear head" in args.variants and "float32" in args.precisions:
+        head_decode_steps(policy)
     top_b = max(best_after)
     top = best_after[top_b]
     # the same chats as the largest batch, one after another

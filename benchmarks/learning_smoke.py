@@ -14,7 +14,11 @@ with another function and the assistant's ``Answer: 8``).  Without it the 135M m
 ~0 and every group has zero variance, so nothing can be learned (MEASUREMENTS.md); the reward of
 the plain prompt is printed first, side by side, to show it.
 
-    python benchmarks/learning_smoke.py [--updates 30] [--eval-every 5] [--lr 1e-5]
+    python benchmarks/learning_smoke.py [--updates 30] [--eval-every 5] [--lr 1e-5] [--lora-rank 16]
+
+``--lora-rank`` > 0 trains LoRA adapters (``trainer.lora_rank``, peft) instead of every weight: the
+same benchmark both ways measures what LoRA does to learning, next to its time and memory
+(``update_throughput.py``).
 """
 
 from __future__ import annotations
@@ -122,6 +126,12 @@ def mean_reward(
     return float(np.mean(rewards(ex, flat_tasks, [c.text for row in out for c in row])))
 
 
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--updates", type=int, default=30)
@@ -131,6 +141,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lora-rank", type=int, default=0, help="0 = full fine-tune (the paper's)")
+    ap.add_argument("--lora-alpha", type=float, default=32.0)
     ap.add_argument("--no-plain", action="store_true", help="skip the plain-prompt comparison")
     args = ap.parse_args()
 
@@ -140,6 +152,8 @@ def main() -> None:
     cfg.trainer.max_grad_norm = 1.0
     cfg.trainer.loss_agg = "token-mean"
     cfg.trainer.seed = args.seed
+    cfg.trainer.lora_rank = args.lora_rank
+    cfg.trainer.lora_alpha = args.lora_alpha
     cfg.generation.batch_size = 64
     policy = HFPolicy.from_config(cfg)
     ex = LocalExecutor(cfg.sandbox)
@@ -162,7 +176,9 @@ def main() -> None:
         )
 
     print(
-        f"GRPO learning smoke: {args.updates} updates, {args.tasks_per_update} tasks x {args.samples} samples, lr {args.lr}"
+        f"GRPO learning smoke: {args.updates} updates, {args.tasks_per_update} tasks x {args.samples} samples, "
+        f"lr {args.lr}, "
+        + (f"LoRA rank {args.lora_rank} alpha {args.lora_alpha:g}" if args.lora_rank else "full fine-tune")
     )
     if not args.no_plain:
         plain = mean_reward(policy, ex, train, n_eval, 999, args.max_new_tokens, worked=False)
@@ -170,6 +186,7 @@ def main() -> None:
     evaluate(0)
     order: list[Task] = []
     t_start = time.perf_counter()
+    update_seconds = 0.0
     for update in range(1, args.updates + 1):
         if len(order) < args.tasks_per_update:
             order += rng.sample(train, len(train))
@@ -188,6 +205,7 @@ def main() -> None:
             for (i, c), a in zip(flat, adv)
         ]
         m = policy.update(samples)
+        update_seconds += m["seconds"]
         mixed = len({i for (i, _), a in zip(flat, adv) if a != 0})
         print(
             f"update {update:>2}: batch reward {np.mean(r):.3f}, mixed groups {mixed}/{len(batch)}, "
@@ -201,7 +219,8 @@ def main() -> None:
     reached = best >= 0.5 or (start > 0 and best >= 3 * start)
     print(
         f"train reward {start:.3f} -> {history[-1]['train']:.3f} (best {best:.3f}) in {args.updates} updates, "
-        f"{time.perf_counter() - t_start:.0f}s; target (x3 or >= 0.5) {'MET' if reached else 'NOT met'}"
+        f"{time.perf_counter() - t_start:.0f}s (updates alone {update_seconds:.0f}s, peak RSS {_peak_rss_gb():.2f} GB); "
+        f"target (x3 or >= 0.5) {'MET' if reached else 'NOT met'}"
     )
     print(json.dumps({"history": history}))
 

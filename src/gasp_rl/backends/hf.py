@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from gasp_rl.backends import chat_prompt_text
+from gasp_rl.backends import chat_prompt_text, cpu_head
 from gasp_rl.backends.cpu_attention import use_native_gqa
 from gasp_rl.backends.hf_learner import LEARNER_STATE_FILE, OPTIMIZER_FILE, PolicyLearner
 from gasp_rl.backends.hf_loading import (
@@ -159,10 +159,12 @@ class HFPolicy(SamplingEngine, PolicyLearner):
         cache: Any = None,
         autocast: bool = False,
         model: Any = None,
+        sampling: bool = False,
     ) -> torch.Tensor:
         """Float32 logits of the last ``keep`` positions under ``model`` (default: the policy).  The
         transformer body may run under bf16 autocast; the vocabulary projection never does (bf16
-        logits would be off by ~0.1 nat)."""
+        logits would be off by ~0.1 nat).  ``sampling``: the projection may run on the faster CPU
+        kernel measured here (:mod:`gasp_rl.backends.cpu_head`); the learner's never does."""
         model = self.model if model is None else model
         body = model.get_decoder()
         head = model.get_output_embeddings()
@@ -176,7 +178,10 @@ class HFPolicy(SamplingEngine, PolicyLearner):
             )
         hidden = out.last_hidden_state[:, -keep:, :]
         with _autocast(self.device, False):
-            return head(hidden.to(head.weight.dtype)).float()
+            hidden = hidden.to(head.weight.dtype)
+            if sampling and type(head) is torch.nn.Linear:
+                return cpu_head.project(hidden, head.weight, head.bias).float()
+            return head(hidden).float()
 
     def prefix_kv(self, ids: Sequence[int], autocast: bool, model: Any = None) -> list[Any] | None:
         """Per-layer ``(keys, values)`` (each ``(1, heads, len(ids), dim)``) of the token prefix

@@ -331,7 +331,7 @@ class SamplingEngine:
         ids, mask, positions = self._left_pad([first[p].prompt_ids for p in prompts])
         cache = DynamicCache()
         logits = self._logits(
-            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler
+            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler, sampling=True
         )[:, -1]
         select = torch.tensor([slot[r.prompt] for r in rows], device=self.device)
         cache.batch_select_indices(select)
@@ -367,6 +367,7 @@ class SamplingEngine:
                 cache=cache,
                 autocast=autocast,
                 model=self._sampler,
+                sampling=True,
             )[:, -1]
             next_pos = next_pos + 1
 
@@ -493,6 +494,7 @@ class SamplingEngine:
                 cache=batch.cache,
                 autocast=autocast,
                 model=self._sampler,
+                sampling=True,
             )[:, -1]
             batch.next_pos = batch.next_pos + 1
             stats["decode_s"] += clock() - t1
@@ -538,7 +540,7 @@ class SamplingEngine:
         else:
             cache = growing_cache()
         logits = self._logits(
-            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler
+            ids, mask, positions, keep=1, cache=cache, autocast=autocast, model=self._sampler, sampling=True
         )[:, -1]
         select = torch.tensor([slot[r.prompt] for r in group], device=self.device)
         cache.batch_select_indices(select)
