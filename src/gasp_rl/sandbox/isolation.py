@@ -179,7 +179,6 @@ def _bwrap_works(bwrap: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
 def _compile_filter(sc, denied: tuple[str, ...], clone3: bool) -> bytes:
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     for name in denied:
@@ -198,6 +197,7 @@ def _compile_filter(sc, denied: tuple[str, ...], clone3: bool) -> bytes:
         return fh.read()
 
 
+@functools.lru_cache(maxsize=1)
 def seccomp_bpf() -> tuple[tuple[bytes, bytes] | None, str]:
     """The compiled seccomp programs (raw BPF): (the zygote's filter, the per-job child filter),
     or None and why not.  Stacked, they deny exactly ``DENIED_SYSCALLS`` (and clone3) to a job."""
