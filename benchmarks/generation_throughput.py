@@ -25,6 +25,7 @@ measured side by side only when llama-cpp-python is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import random
@@ -81,19 +82,15 @@ def run(policy: HFPolicy, chats, batch: int, max_new: int, bf16: bool, variant: 
         policy.model.set_attn_implementation(attention)
     if cache == "dynamic":  # every decode step concatenates the whole cache again
         hf_sampling.growing_cache = hf.growing_cache = _dynamic_cache
-    measured = dict(cpu_head._choice)
-    if head:
-        weight = policy.model.get_output_embeddings().weight
-        cpu_head._choice[tuple(weight.shape)] = head
+    weight = policy.model.get_output_embeddings().weight
     try:
-        t0 = time.perf_counter()
-        out = policy.generate(chats, params)
-        seconds = time.perf_counter() - t0
+        with cpu_head.forced(weight, head) if head else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            out = policy.generate(chats, params)
+            seconds = time.perf_counter() - t0
     finally:
         policy.model.set_attn_implementation(chosen)
         hf_sampling.growing_cache = hf.growing_cache = kv_cache.growing_cache
-        cpu_head._choice.clear()
-        cpu_head._choice.update(measured)
     return sum(len(c.token_ids) for row in out for c in row), seconds
 
 
@@ -102,10 +99,11 @@ def head_decode_steps(policy: HFPolicy, rows: tuple[int, ...] = (1, 8, 32), step
     ``F.linear`` and on the kernel :mod:`gasp_rl.backends.cpu_head` measured faster here,
     alternating step by step so both see the same machine load; median ms per step."""
     weight = policy.model.get_output_embeddings().weight
-    key = tuple(weight.shape)
     with torch.inference_mode():
         measured = cpu_head.choose(weight)
-        print(f"\nvocabulary projection {key[0]} x {key[1]}: kernel measured faster here: {measured}")
+        print(
+            f"\nvocabulary projection {weight.shape[0]} x {weight.shape[1]}: kernel measured faster here: {measured}"
+        )
         for b in rows:
             ids = torch.randint(100, 1000, (b, 120))
             mask = torch.ones_like(ids)
@@ -115,21 +113,20 @@ def head_decode_steps(policy: HFPolicy, rows: tuple[int, ...] = (1, 8, 32), step
             times: dict[str, list[float]] = {"default": [], measured: []}
             for s in range(steps):
                 kernel = ("default", measured)[s % 2]
-                cpu_head._choice[key] = kernel
                 mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)
-                t0 = time.perf_counter()
-                policy._logits(
-                    ids[:, :1],
-                    mask,
-                    torch.full((b, 1), 120 + s),
-                    keep=1,
-                    cache=cache,
-                    model=policy.model,
-                    sampling=True,
-                )
-                if s >= 4:
-                    times[kernel].append(time.perf_counter() - t0)
-            cpu_head._choice[key] = measured
+                with cpu_head.forced(weight, kernel):
+                    t0 = time.perf_counter()
+                    policy._logits(
+                        ids[:, :1],
+                        mask,
+                        torch.full((b, 1), 120 + s),
+                        keep=1,
+                        cache=cache,
+                        model=policy.model,
+                        sampling=True,
+                    )
+                    if s >= 4:
+                        times[kernel].append(time.perf_counter() - t0)
             ms = {k: 1000 * sorted(v)[len(v) // 2] for k, v in times.items()}
             print(
                 f"  {b:>2} rows: decode step F.linear {ms['default']:.1f} ms, {measured} {ms[measured]:.1f} ms "

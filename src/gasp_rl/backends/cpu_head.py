@@ -16,9 +16,11 @@ PPO ratio's old and new terms) always come from the model's own head, so they st
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +46,7 @@ KERNELS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
@@ -88,6 +91,24 @@ def choose(weight: torch.Tensor) -> str:
             times = {}
         _choice[key] = min(times, key=times.__getitem__) if times else "default"
     return _choice[key]
+
+
+@contextlib.contextmanager
+def forced(weight: torch.Tensor, kernel: str) -> Iterator[None]:
+    """Within the block, ``kernel`` is used for heads of ``weight``'s shape (for benchmarks that
+    compare the two); the measured choice is back afterwards."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; one of {sorted(KERNELS)}")
+    key = tuple(weight.shape)
+    before = _choice.get(key)
+    _choice[key] = kernel
+    try:
+        yield
+    finally:
+        if before is None:
+            _choice.pop(key, None)
+        else:
+            _choice[key] = before
 
 
 def project(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -68,6 +68,11 @@ def _last_user(prompt: Chat) -> str:
     return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
 
 
+def _input_lines(values: list[str]) -> str:
+    """``Input 1: ...`` to ``Input n: ...``, the lines the proposal prompts ask for."""
+    return "\n".join(f"Input {i + 1}: {v}" for i, v in enumerate(values))
+
+
 @dataclass
 class FakeGenerator:
     """Scripted completions keyed on ``params.purpose``."""
@@ -109,7 +114,7 @@ class FakeGenerator:
         name = rng.choice(sorted(_TEMPLATES))
         tpl, gen, _ = _TEMPLATES[name]
         k = rng.randint(0, 12)
-        inputs = "\n".join(f"Input {i + 1}: {gen(rng)}" for i in range(n_inputs))
+        inputs = _input_lines([gen(rng) for _ in range(n_inputs)])
         return f"```python\n{tpl.format(k=k)}\n```\n{inputs}\nMessage: fake task {name} {k}"
 
     # -------------------------------------------------------------- student
@@ -135,8 +140,7 @@ class FakeGenerator:
             if len(seen) == n:
                 break
         message = f"fake task {found[0]} {found[1]}" if found else "some numbers"
-        lines = "\n".join(f"Input {i + 1}: {v}" for i, v in enumerate(seen))
-        return f"{lines}\nMessage: {message}"
+        return f"{_input_lines(seen)}\nMessage: {message}"
 
     def _respond(self, purpose: str, text: str, rng: random.Random) -> str:
         if purpose == "azr_propose_induction":
