@@ -30,6 +30,9 @@ _quiet.configure()  # library progress bars only on a terminal, dependency warni
 
 def main() -> None:
     args = sys.argv[1:]
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return
     if args[:1] == ["--run"]:  # a run made by `gasp train`: its records and config
         run = Path(args[1])
         cfg = load_config(str(run / "config.yaml"), [])

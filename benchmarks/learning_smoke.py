@@ -14,11 +14,12 @@ with another function and the assistant's ``Answer: 8``).  Without it the 135M m
 ~0 and every group has zero variance, so nothing can be learned (MEASUREMENTS.md); the reward of
 the plain prompt is printed first, side by side, to show it.
 
-    python benchmarks/learning_smoke.py [--updates 30] [--eval-every 5] [--lr 1e-5] [--lora-rank 16]
+    python benchmarks/learning_smoke.py [--updates 30] [--eval-every 5] [--lr 1e-5] [--lora-rank 16] [--int8-sampling]
 
 ``--lora-rank`` > 0 trains LoRA adapters (``trainer.lora_rank``, peft) instead of every weight: the
 same benchmark both ways measures what LoRA does to learning, next to its time and memory
-(``update_throughput.py``).
+(``update_throughput.py``).  ``--int8-sampling`` draws the training samples from the int8 sampling
+copy (``generation.int8_sampling``); the rewards it prints are the float32 policy's either way.
 """
 
 from __future__ import annotations
@@ -144,6 +145,12 @@ def main() -> None:
     ap.add_argument("--lora-rank", type=int, default=0, help="0 = full fine-tune (the paper's)")
     ap.add_argument("--lora-alpha", type=float, default=32.0)
     ap.add_argument("--no-plain", action="store_true", help="skip the plain-prompt comparison")
+    ap.add_argument(
+        "--int8-sampling",
+        action="store_true",
+        help="training samples come from the int8 sampling copy (generation.int8_sampling); "
+        "the rewards printed before and after are always the float32 policy's",
+    )
     args = ap.parse_args()
 
     cfg = Config()
@@ -166,6 +173,7 @@ def main() -> None:
 
     def evaluate(update: int) -> None:
         t0 = time.perf_counter()
+        policy.gen_cfg.int8_sampling = False  # what is measured is the float32 policy itself
         r_train = mean_reward(policy, ex, train, n_eval, 10_000 + update, args.max_new_tokens)
         r_held = mean_reward(policy, ex, heldout, n_eval, 20_000 + update, args.max_new_tokens)
         history.append({"update": update, "train": r_train, "heldout": r_held})
@@ -179,6 +187,7 @@ def main() -> None:
         f"GRPO learning smoke: {args.updates} updates, {args.tasks_per_update} tasks x {args.samples} samples, "
         f"lr {args.lr}, "
         + (f"LoRA rank {args.lora_rank} alpha {args.lora_alpha:g}" if args.lora_rank else "full fine-tune")
+        + (", training samples from the int8 sampling copy" if args.int8_sampling else "")
     )
     if not args.no_plain:
         plain = mean_reward(policy, ex, train, n_eval, 999, args.max_new_tokens, worked=False)
@@ -186,12 +195,13 @@ def main() -> None:
     evaluate(0)
     order: list[Task] = []
     t_start = time.perf_counter()
-    update_seconds = 0.0
+    update_seconds = sample_seconds = 0.0
     for update in range(1, args.updates + 1):
         if len(order) < args.tasks_per_update:
             order += rng.sample(train, len(train))
         batch, order = order[: args.tasks_per_update], order[args.tasks_per_update :]
         t0 = time.perf_counter()
+        policy.gen_cfg.int8_sampling = args.int8_sampling
         params = SamplingParams(
             n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=update
         )
@@ -200,6 +210,7 @@ def main() -> None:
         r = rewards(ex, [batch[i] for i, _ in flat], [c.text for _, c in flat])
         adv = grpo(r, [i for i, _ in flat], eps=1e-4)
         t_gen = time.perf_counter() - t0
+        sample_seconds += t_gen
         samples = [
             PolicySample(c.prompt_token_ids, c.token_ids, float(a), group=str(i))
             for (i, c), a in zip(flat, adv)
@@ -219,7 +230,8 @@ def main() -> None:
     reached = best >= 0.5 or (start > 0 and best >= 3 * start)
     print(
         f"train reward {start:.3f} -> {history[-1]['train']:.3f} (best {best:.3f}) in {args.updates} updates, "
-        f"{time.perf_counter() - t_start:.0f}s (updates alone {update_seconds:.0f}s, peak RSS {_peak_rss_gb():.2f} GB); "
+        f"{time.perf_counter() - t_start:.0f}s (updates alone {update_seconds:.0f}s, "
+        f"training samples {sample_seconds:.0f}s, peak RSS {_peak_rss_gb():.2f} GB); "
         f"target (x3 or >= 0.5) {'MET' if reached else 'NOT met'}"
     )
     print(json.dumps({"history": history}))

@@ -116,10 +116,10 @@ class GenerationConfig(_Section):
         description="HF backend, CPU only, experimental: sample from a copy of the policy whose "
         "transformer body has dynamically quantized int8 Linear layers (torch quantize_dynamic), "
         "rebuilt whenever the weights change; the vocabulary head and the learner stay float32.  Faster "
-        "decoding on CPUs without native bf16, but the samples come from a slightly different "
-        "distribution than the policy being trained (as a bf16 vLLM sampler is to an fp32 learner; "
-        "the learner recomputes old log-probs itself).  Off (default): outputs are the float32 "
-        "policy's.  Not with trainer.lora_rank > 0.",
+        "decoding on CPUs without native bf16, but the samples come from a different distribution "
+        "than the policy being trained (the learner recomputes old log-probs itself), and on the "
+        "embedded model that copy is a worse solver: learning_smoke.py did not learn with it "
+        "(README).  Off (default): outputs are the float32 policy's.  Not with trainer.lora_rank > 0.",
     )
 
 
