@@ -306,3 +306,46 @@ def test_resume_can_extend_a_finished_run_but_not_change_what_defines_it(tmp_pat
     for stream in ("proposals", "students", "metrics"):
         strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
         assert strip(records(run, stream)) == strip(records(ref, stream)), stream
+
+
+def test_teacher_references_show_accepted_proposals_and_survive_a_resume(tmp_path, goalposts, monkeypatch):
+    """gasp.teacher_references (beyond the paper): off, lemma and lift prompts are the paper's; on,
+    they show accepted proposals of earlier steps, and a resumed run shows the same ones."""
+    from typer.testing import CliRunner
+
+    from gasp_rl.cli import app
+    from gasp_rl.core import prompts
+
+    shown: list[tuple[str, tuple[str, ...]]] = []
+    for name in ("lemma_prompt", "lift_prompt"):
+        real = getattr(prompts, name)
+
+        def recording(subject, axis, n_inputs=5, references=(), _real=real, _name=name):  # type: ignore[no-untyped-def]
+            shown.append((_name, tuple(t.code for t in references)))
+            chat = _real(subject, axis, n_inputs, references)
+            question = [m["content"] for m in chat if m["role"] == "user"][-1]
+            assert ("Tasks already written" in question) == bool(references)
+            return chat
+
+        monkeypatch.setattr(prompts, name, recording)
+    run_training(fake_cfg(tmp_path / "off", goalposts, "gasp", "gasp.iterations=3"))
+    assert shown and not any(refs for _, refs in shown)
+
+    shown.clear()
+    ref = run_training(
+        fake_cfg(tmp_path / "ref", goalposts, "gasp", "gasp.iterations=3", "gasp.teacher_references=2")
+    )
+    accepted = {p["code"] for p in records(ref, "proposals") if p["accepted"]}
+    with_refs = [refs for _, refs in shown if refs]
+    assert with_refs and all(len(refs) <= 2 and set(refs) <= accepted for refs in with_refs)
+    assert {name for name, refs in shown if refs} == {"lemma_prompt", "lift_prompt"}
+    last_ref = shown[-len([r for r in records(ref, "proposals") if r["iteration"] == 2]) :]
+
+    run = run_training(
+        fake_cfg(tmp_path / "short", goalposts, "gasp", "gasp.iterations=2", "gasp.teacher_references=2")
+    )
+    shown.clear()
+    res = CliRunner().invoke(app, ["train", "--resume", str(run), "gasp.iterations=3"])
+    assert res.exit_code == 0, res.output
+    assert shown == last_ref and any(refs for _, refs in shown)
+    assert records(run, "proposals") == records(ref, "proposals")

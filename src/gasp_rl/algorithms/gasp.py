@@ -36,7 +36,7 @@ from gasp_rl.algorithms.selfplay import (
 from gasp_rl.config import Config, RewardShape
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
-from gasp_rl.core.tasks import Problem
+from gasp_rl.core.tasks import IOPair, Problem, ProgramTask
 from gasp_rl.seams import Generator, RecordStore
 
 AXES = ("io", "f")
@@ -62,6 +62,8 @@ class GASP:
         # beyond the paper: goalposts that move (off: all active, fixed) and scored lemmas
         self.curriculum = GoalpostCurriculum(cfg, goalposts, pool)
         self.scorer = LemmaScorer(cfg, [*goalposts, *pool], kit.embedder, judge)
+        # beyond the paper: accepted proposals shown to the teacher (gasp.teacher_references > 0)
+        self.references: list[ProgramTask] = []
 
     @property
     def goalposts(self) -> list[Problem]:
@@ -171,6 +173,8 @@ class GASP:
                     c.detail = f"pass rate {c.pass_rate:.2f} outside [{band[0]}, {band[1]}]"
                 store.append("proposals", c.record())
             self.kit.admit(cands)
+            if self.g.teacher_references:
+                self.references += [c.task for c in cands if c.accepted]
             self._seen.extend(cands)
             accepted += [c for c in cands if c.accepted]
             # one policy update per rejection-sampling step (teacher samples, TRR++)
@@ -227,7 +231,7 @@ class GASP:
                     axis=parent.axis,
                     parent_id=parent.id,
                 )
-                chats.append(prompts.lift_prompt(parent.task, parent.axis, n_inputs))
+                chats.append(prompts.lift_prompt(parent.task, parent.axis, n_inputs, self._shown(rng)))
             else:
                 g = rng.choice(self.goalposts)
                 axis = "f" if self.g.mode == "no_io_axis" else rng.choice(AXES)
@@ -244,9 +248,14 @@ class GASP:
                     level = "hard" if self.g.mode == "one_step_hard" else "medium"
                     chats.append(prompts.one_step_prompt(g.prompt, level, n_inputs))
                 else:
-                    chats.append(prompts.lemma_prompt(g.prompt, axis, n_inputs))
+                    chats.append(prompts.lemma_prompt(g.prompt, axis, n_inputs, self._shown(rng)))
             cands.append(c)
         return cands, chats
+
+    def _shown(self, rng: random.Random) -> list[ProgramTask]:
+        """``gasp.teacher_references`` accepted proposals drawn at random (none while off or empty)."""
+        k = min(self.g.teacher_references, len(self.references))
+        return rng.sample(self.references, k) if k else []
 
     def _estimate(self, it: int, valid: list[Candidate], rng: random.Random, store: RecordStore) -> None:
         """Pass rate p of each valid proposal from n student induction attempts."""
@@ -270,10 +279,20 @@ class GASP:
     # ------------------------------------------------------------------ state for resume
 
     def state(self) -> dict[str, Any]:
-        return {"goalposts": self.curriculum.state()} if self.curriculum.every else {}
+        out: dict[str, Any] = {"goalposts": self.curriculum.state()} if self.curriculum.every else {}
+        if self.g.teacher_references:
+            out["references"] = [
+                {"code": t.code, "io": [[p.args, p.output] for p in t.io], "message": t.message}
+                for t in self.references
+            ]
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.curriculum.load_state(state.get("goalposts", {}))
+        self.references = [
+            ProgramTask(r["code"], [IOPair(a, o) for a, o in r["io"]], r["message"])
+            for r in state.get("references", [])
+        ]
 
 
 def _lemma_scores(cands: list[Candidate]) -> dict[str, Any]:

@@ -59,6 +59,14 @@ class GaspConfig(_Section):
         "the code block and the name f.  The 135M demo model rarely writes a usable proposal without "
         "it; '' leaves the whole answer to the model (the paper config).",
     )
+    teacher_references: int = Field(
+        0,
+        ge=0,
+        description="Beyond the paper (0, the default, keeps the paper's prompts): lemma and lift "
+        "prompts also show this many accepted proposals of the run, drawn at random, and ask for a "
+        "different task, as AZR's proposer is shown K reference programs.  For a small teacher that "
+        "keeps re-proposing the programs already in the novelty buffer.",
+    )
     lemma_band: tuple[float, float] = Field(
         (0.1, 0.9),
         description="[lo, hi] of student pass rates p at which a lemma is accepted, inclusive "

@@ -152,16 +152,22 @@ def _check_axis(axis: str) -> None:
         raise PromptError(f"difficulty axis must be one of {AXES}, got {axis!r}")
 
 
-def lemma_prompt(goalpost: str, axis: str, n_inputs: int = 5) -> Chat:
-    """Teacher, lemma phase: shown the goalpost and the axis, propose an easier induction task."""
+def lemma_prompt(goalpost: str, axis: str, n_inputs: int = 5, references: Sequence[ProgramTask] = ()) -> Chat:
+    """Teacher, lemma phase: shown the goalpost and the axis, propose an easier induction task.
+
+    ``references``: accepted tasks the proposal must differ from (``gasp.teacher_references``,
+    beyond the paper); with none the prompt is the paper's."""
     _check_axis(axis)
-    return render_chat("lemma", goalpost=goalpost, axis=axis, n_inputs=n_inputs)
+    return render_chat("lemma", goalpost=goalpost, axis=axis, n_inputs=n_inputs, references=list(references))
 
 
-def lift_prompt(lemma: ProgramTask, axis: str, n_inputs: int = 5) -> Chat:
-    """Teacher, lift phase: shown only the accepted lemma, propose a harder task on the same axis."""
+def lift_prompt(
+    lemma: ProgramTask, axis: str, n_inputs: int = 5, references: Sequence[ProgramTask] = ()
+) -> Chat:
+    """Teacher, lift phase: shown only the accepted lemma, propose a harder task on the same axis
+    (``references`` as in :func:`lemma_prompt`)."""
     _check_axis(axis)
-    return render_chat("lift", lemma=lemma, axis=axis, n_inputs=n_inputs)
+    return render_chat("lift", lemma=lemma, axis=axis, n_inputs=n_inputs, references=list(references))
 
 
 def one_step_prompt(goalpost: str, difficulty: Literal["medium", "hard"], n_inputs: int = 5) -> Chat:
