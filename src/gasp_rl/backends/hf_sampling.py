@@ -191,14 +191,9 @@ def weights_version(model: Any) -> tuple[int, int]:
     return id(model), sum(t._version for t in (*model.parameters(), *model.buffers()))
 
 
-class Int8Sampler:
-    """A sampling copy of a causal LM with int8 dynamic-quantized Linear layers in its body.
-
-    The copy is rebuilt on first use after the source's weights change (:func:`weights_version`).
-    Only the transformer body is quantized: the vocabulary head stays float32, like the logits
-    under bf16 autocast.  CPU only: ``torch.ao.quantization.quantize_dynamic``, which torch has
-    marked deprecated (its successor is torchao), hence experimental.
-    """
+class _SamplingCopy:
+    """A copy of the policy that the sampler runs on, refreshed on first use after the policy's
+    weights change (:func:`weights_version`); its parameters never take gradients."""
 
     def __init__(self) -> None:
         self._copy: Any = None
@@ -208,22 +203,68 @@ class Int8Sampler:
     def model_for(self, source: Any) -> Any:
         version = weights_version(source)
         if self._copy is None or version != self._version:
-            clone = copy.deepcopy(source).eval()
-            for p in clone.parameters():
+            self._copy = self._refresh(source, self._copy)
+            for p in self._copy.parameters():
                 p.requires_grad_(False)
-            body = clone.get_decoder()
-            with warnings.catch_warnings():
-                # torch marks its eager quantization deprecated in favour of torchao (not a
-                # dependency); the option is experimental and documented as built on it
-                warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
-                warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions")
-                quantized = torch.ao.quantization.quantize_dynamic(
-                    body, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-                )
-            clone.set_decoder(quantized)
-            self._copy, self._version = clone, version
+            self._version = version
             self.rebuilds += 1
         return self._copy
+
+    def _refresh(self, source: Any, old: Any) -> Any:
+        raise NotImplementedError
+
+
+class Int8Sampler(_SamplingCopy):
+    """A sampling copy of a causal LM with int8 dynamic-quantized Linear layers in its body.
+
+    The copy is rebuilt on first use after the source's weights change.  Only the transformer body
+    is quantized: the vocabulary head stays float32, like the logits under bf16 autocast.  CPU only:
+    ``torch.ao.quantization.quantize_dynamic``, which torch has marked deprecated (its successor is
+    torchao), hence experimental.
+    """
+
+    def _refresh(self, source: Any, old: Any) -> Any:
+        clone = copy.deepcopy(source).eval()
+        body = clone.get_decoder()
+        with warnings.catch_warnings():
+            # torch marks its eager quantization deprecated in favour of torchao (not a
+            # dependency); the option is experimental and documented as built on it
+            warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+            warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions")
+            quantized = torch.ao.quantization.quantize_dynamic(
+                body, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+            )
+        clone.set_decoder(quantized)
+        return clone
+
+
+class MergedLoraSampler(_SamplingCopy):
+    """A plain copy of a LoRA policy (peft) with its adapters merged into the weights, for sampling
+    on the CPU: one matmul per Linear instead of the base matmul plus two adapter matmuls.
+
+    Made once with peft's ``merge_and_unload`` on a deep copy; after an update it is refreshed in
+    place, each adapted Linear's weight set to ``W + get_delta_weight()`` (``W + s B A``) and every
+    other tensor copied, so the copy is always the policy's current function.
+    """
+
+    def _refresh(self, source: Any, old: Any) -> Any:
+        if old is None:
+            return copy.deepcopy(source).merge_and_unload().eval()
+        base = source.get_base_model()
+        with torch.no_grad():
+            for name, target in [*old.named_parameters(), *old.named_buffers()]:
+                module_name, _, attr = name.rpartition(".")
+                module = base.get_submodule(module_name)
+                layer = getattr(module, "base_layer", None)
+                if layer is None:
+                    target.copy_(getattr(module, attr))
+                    continue
+                value = getattr(layer, attr)
+                if attr == "weight":
+                    for adapter in module.active_adapters:
+                        value = value + module.get_delta_weight(adapter)
+                target.copy_(value)
+        return old
 
 
 class SamplingEngine:
@@ -233,10 +274,16 @@ class SamplingEngine:
     #: int8 sampling copy)
     _sampler: Any = None
     _int8: Int8Sampler | None = None
+    _merged: MergedLoraSampler | None = None
 
     def sampling_model(self) -> Any:
-        """The policy itself, or with ``generation.int8_sampling`` its current int8 copy."""
+        """The policy itself; with ``generation.int8_sampling`` its current int8 copy; on the CPU
+        with LoRA (``trainer.lora_rank > 0``) its current merged copy."""
         if not self.gen_cfg.int8_sampling:
+            if self.train_cfg.lora_rank > 0 and self.device.type == "cpu":
+                if self._merged is None:
+                    self._merged = MergedLoraSampler()
+                return self._merged.model_for(self.model)
             return self.model
         if self.device.type != "cpu":
             raise ValueError("generation.int8_sampling is CPU only (torch quantize_dynamic)")
