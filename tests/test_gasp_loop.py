@@ -339,7 +339,9 @@ def test_teacher_references_show_accepted_proposals_and_survive_a_resume(tmp_pat
     with_refs = [refs for _, refs in shown if refs]
     assert with_refs and all(len(refs) <= 2 and set(refs) <= accepted for refs in with_refs)
     assert {name for name, refs in shown if refs} == {"lemma_prompt", "lift_prompt"}
-    last_ref = shown[-len([r for r in records(ref, "proposals") if r["iteration"] == 2]) :]
+    n_last = len([r for r in records(ref, "proposals") if r["iteration"] == 2])
+    assert n_last > 0
+    last_ref = shown[-n_last:]
 
     run = run_training(
         fake_cfg(tmp_path / "short", goalposts, "gasp", "gasp.iterations=2", "gasp.teacher_references=2")

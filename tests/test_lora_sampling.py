@@ -3,6 +3,7 @@ refreshed after every update, and computes the policy's own function."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from _tiny_model import tiny_policy
@@ -23,6 +24,7 @@ def _update(policy) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_merged_copy_computes_the_adapted_policy_and_follows_each_update() -> None:
+    pytest.importorskip("peft")
     policy = tiny_policy(lr=1e-2, lora_rank=4)
     ids = torch.tensor([policy.encode_chat(CHAT)])
     _update(policy)  # B starts at zero: after a step the adapters change the function
@@ -30,7 +32,7 @@ def test_the_merged_copy_computes_the_adapted_policy_and_follows_each_update() -
     assert merged is not policy.model
     assert not any("lora" in name for name, _ in merged.named_parameters())  # one matmul per Linear
     assert not any(p.requires_grad for p in merged.parameters())
-    adapted, base = _logits(policy.model, ids), None
+    adapted = _logits(policy.model, ids)
     with policy.model.disable_adapter():
         base = _logits(policy.model, ids)
     assert (adapted - base).abs().max() > 1e-4  # the adapters matter here ...
@@ -45,10 +47,19 @@ def test_the_merged_copy_computes_the_adapted_policy_and_follows_each_update() -
 
 
 def test_greedy_samples_are_the_adapted_policys() -> None:
+    pytest.importorskip("peft")
     policy = tiny_policy(lr=1e-2, lora_rank=4)
     _update(policy)
     [[merged]] = policy.generate([CHAT], GREEDY)
-    policy._merged = None
     policy.sampling_model = lambda: policy.model  # the unmerged peft model itself
     [[unmerged]] = policy.generate([CHAT], GREEDY)
     assert merged.token_ids == unmerged.token_ids
+
+
+def test_merge_lora_off_samples_through_the_adapters() -> None:
+    pytest.importorskip("peft")
+    policy = tiny_policy(lr=1e-2, lora_rank=4)
+    policy.gen_cfg = policy.gen_cfg.model_copy(update={"merge_lora": False})
+    assert policy.sampling_model() is policy.model  # no second copy of the weights
+    policy.generate([CHAT], GREEDY)
+    assert policy._merged is None

@@ -34,6 +34,8 @@ PROPOSERS = {
     "lemma_f": lambda n: lemma_prompt(GOALPOST, "f", n),
     "lift": lambda n: lift_prompt(TASK, "io", n),
     "lift_f": lambda n: lift_prompt(TASK, "f", n),
+    "lemma_references": lambda n: lemma_prompt(GOALPOST, "f", n, [TASK, TASK]),
+    "lift_references": lambda n: lift_prompt(TASK, "io", n, [TASK]),
     "one_step_medium": lambda n: one_step_prompt(GOALPOST, "medium", n),
     "one_step_hard": lambda n: one_step_prompt(GOALPOST, "hard", n),
     "azr_deduction": lambda n: azr_proposer_prompt("deduction", [TASK, TASK], n),
@@ -195,3 +197,18 @@ def test_dicts_work_like_dataclasses() -> None:
     assert as_dict == lift_prompt(TASK, "io")
     rng = random.Random(0)
     assert student_prompt(TASK.view("deduction", rng))[-1]["content"].startswith("```python")
+
+
+def test_references_are_shown_only_when_given() -> None:
+    """gasp.teacher_references: with none the teacher's question is the paper's (no extra block);
+    with some, each reference's code and first two calls follow the subject, before the ask."""
+    other = ProgramTask("def f(x):\n    return x * 7", [IOPair("2", "14"), IOPair("0", "0")] * 3)
+    for make, subject in (
+        (lambda refs: lemma_prompt(GOALPOST, "f", 5, refs), GOALPOST),
+        (lambda refs: lift_prompt(TASK, "f", 5, refs), TASK.code),
+    ):
+        plain, shown = make(())[-1]["content"], make([other])[-1]["content"]
+        assert "already written" not in plain
+        block = "Tasks already written (yours must be different):\n```python\ndef f(x):\n    return x * 7\n```\nf(2) == 14\nf(0) == 0"
+        assert block in shown and shown.index(subject) < shown.index(block) < shown.index("Write a")
+        assert shown.replace(block + "\n\n", "") == plain

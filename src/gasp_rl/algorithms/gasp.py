@@ -36,7 +36,7 @@ from gasp_rl.algorithms.selfplay import (
 from gasp_rl.config import Config, RewardShape
 from gasp_rl.core import parsing, prompts
 from gasp_rl.core.rewards import in_band, pass_rate, proposal_reward
-from gasp_rl.core.tasks import IOPair, Problem, ProgramTask
+from gasp_rl.core.tasks import Problem, ProgramTask
 from gasp_rl.seams import Generator, RecordStore
 
 AXES = ("io", "f")
@@ -281,18 +281,12 @@ class GASP:
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"goalposts": self.curriculum.state()} if self.curriculum.every else {}
         if self.g.teacher_references:
-            out["references"] = [
-                {"code": t.code, "io": [[p.args, p.output] for p in t.io], "message": t.message}
-                for t in self.references
-            ]
+            out["references"] = [t.to_dict() for t in self.references]
         return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.curriculum.load_state(state.get("goalposts", {}))
-        self.references = [
-            ProgramTask(r["code"], [IOPair(a, o) for a, o in r["io"]], r["message"])
-            for r in state.get("references", [])
-        ]
+        self.references = [ProgramTask.from_dict(d) for d in state.get("references", [])]
 
 
 def _lemma_scores(cands: list[Candidate]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ one shared prompt prefill per ``n`` samples and finished rows dropped from the b
 
 With ``generation.int8_sampling`` every forward pass of a generate call runs on
 :class:`Int8Sampler`'s copy of the policy (int8 dynamic-quantized body, float32 head), rebuilt when
-the policy's weights have changed since it was made.
+the policy's weights have changed since it was made.  With LoRA (``trainer.lora_rank > 0``) on the
+CPU it runs on :class:`MergedLoraSampler`'s plain copy with the adapters merged into the weights,
+refreshed in place after each update (``generation.merge_lora``, on by default).
 """
 
 from __future__ import annotations
@@ -224,7 +226,7 @@ class Int8Sampler(_SamplingCopy):
     """
 
     def _refresh(self, source: Any, old: Any) -> Any:
-        clone = copy.deepcopy(source).eval()
+        clone = copy.deepcopy(source).eval().requires_grad_(False)  # before the packing below
         body = clone.get_decoder()
         with warnings.catch_warnings():
             # torch marks its eager quantization deprecated in favour of torchao (not a
@@ -244,7 +246,9 @@ class MergedLoraSampler(_SamplingCopy):
 
     Made once with peft's ``merge_and_unload`` on a deep copy; after an update it is refreshed in
     place, each adapted Linear's weight set to ``W + get_delta_weight()`` (``W + s B A``) and every
-    other tensor copied, so the copy is always the policy's current function.
+    other tensor copied, so the copy is always the policy's current function.  Plain LoRA as
+    ``hf_loading._with_lora`` configures it (no DoRA, no adapter bias, adapters never merged into
+    the source).  Costs one more copy of the weights in memory.
     """
 
     def _refresh(self, source: Any, old: Any) -> Any:
@@ -270,17 +274,17 @@ class MergedLoraSampler(_SamplingCopy):
 class SamplingEngine:
     """The :class:`~gasp_rl.seams.Generator` half of ``HFPolicy``."""
 
-    #: the model every forward pass of the current generate call runs on (the policy, or its
-    #: int8 sampling copy)
+    #: the model every forward pass of the current generate call runs on (the policy, its int8
+    #: sampling copy, or its merged LoRA copy)
     _sampler: Any = None
     _int8: Int8Sampler | None = None
     _merged: MergedLoraSampler | None = None
 
     def sampling_model(self) -> Any:
         """The policy itself; with ``generation.int8_sampling`` its current int8 copy; on the CPU
-        with LoRA (``trainer.lora_rank > 0``) its current merged copy."""
+        with LoRA (``trainer.lora_rank > 0``) and ``generation.merge_lora`` its current merged copy."""
         if not self.gen_cfg.int8_sampling:
-            if self.train_cfg.lora_rank > 0 and self.device.type == "cpu":
+            if self.train_cfg.lora_rank > 0 and self.device.type == "cpu" and self.gen_cfg.merge_lora:
                 if self._merged is None:
                     self._merged = MergedLoraSampler()
                 return self._merged.model_for(self.model)

@@ -116,10 +116,18 @@ class GenerationConfig(_Section):
         description="HF backend, CPU only, experimental: sample from a copy of the policy whose "
         "transformer body has dynamically quantized int8 Linear layers (torch quantize_dynamic), "
         "rebuilt whenever the weights change; the vocabulary head and the learner stay float32.  Faster "
-        "decoding on CPUs without native bf16, but the samples come from a different distribution "
+        "per call on CPUs without native bf16, though not in a training loop (a rebuild after every "
+        "update, longer answers), and the samples come from a different distribution "
         "than the policy being trained (the learner recomputes old log-probs itself), and on the "
         "embedded model that copy is a worse solver: learning_smoke.py did not learn with it "
         "(README).  Off (default): outputs are the float32 policy's.  Not with trainer.lora_rank > 0.",
+    )
+    merge_lora: bool = Field(
+        True,
+        description="HF backend on the CPU with trainer.lora_rank > 0: sample from a copy of the policy "
+        "with the adapters merged into its weights, refreshed in place after each update (1.27x "
+        "useful tok/s on the embedded model, README), at the cost of one more copy of the weights in "
+        "memory.  False: sample through the adapters (the least memory).",
     )
 
 
@@ -182,7 +190,8 @@ class TrainerConfig(_Section):
         0,
         ge=0,
         description="0 = full fine-tune (the paper).  >0: train LoRA adapters of this rank on every "
-        "linear layer through peft (pip install 'gasp-rl[lora]'); checkpoints hold merged weights.",
+        "linear layer through peft (pip install 'gasp-rl[lora]'); checkpoints hold merged weights.  On "
+        "the CPU the sampler runs on a merged copy unless generation.merge_lora=false.",
     )
     lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank).")
     ppo_mini_batch_size: int = Field(

@@ -64,8 +64,9 @@ class GaspConfig(_Section):
         ge=0,
         description="Beyond the paper (0, the default, keeps the paper's prompts): lemma and lift "
         "prompts also show this many accepted proposals of the run, drawn at random, and ask for a "
-        "different task, as AZR's proposer is shown K reference programs.  For a small teacher that "
-        "keeps re-proposing the programs already in the novelty buffer.",
+        "different task, as AZR's proposer is shown K reference programs.  Meant for a teacher that "
+        "keeps re-proposing programs already in the novelty buffer; the embedded 135M model copies "
+        "what it is shown instead, so it made things worse there (README, deviations table).",
     )
     lemma_band: tuple[float, float] = Field(
         (0.1, 0.9),
