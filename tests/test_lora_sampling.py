@@ -63,3 +63,17 @@ def test_merge_lora_off_samples_through_the_adapters() -> None:
     assert policy.sampling_model() is policy.model  # no second copy of the weights
     policy.generate([CHAT], GREEDY)
     assert policy._merged is None
+
+
+def test_a_checkpoint_saved_through_the_sampling_copy_is_the_adapted_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After sampling, save() writes the sampler's merged copy (refreshed in place) instead of
+    merging a deep copy of its own: the checkpoint still loads as the adapted policy."""
+    pytest.importorskip("peft")
+    policy = tiny_policy(lr=1e-2, lora_rank=4)
+    _update(policy)  # generates first, so the merged copy exists (and is now stale)
+    assert policy._merged is not None
+    ids = torch.tensor([policy.encode_chat(CHAT)])
+    policy.save(tmp_path / "ckpt")
+    fresh = tiny_policy(lr=1e-2, lora_rank=4)
+    fresh.load(tmp_path / "ckpt")
+    torch.testing.assert_close(_logits(fresh.model, ids), _logits(policy.model, ids), rtol=1e-5, atol=1e-5)

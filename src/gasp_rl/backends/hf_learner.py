@@ -297,9 +297,15 @@ class PolicyLearner:
             if self.lora:  # a checkpoint is a whole model (eval loads it): save merged weights
                 import copy
 
-                copy.deepcopy(self.model).merge_and_unload().save_pretrained(
-                    str(tmp), safe_serialization=True
+                # the sampler's merged copy (hf_sampling.MergedLoraSampler), brought up to date in
+                # place, when there is one; otherwise a merged deep copy made for this save
+                sampler_copy = getattr(self, "_merged", None)
+                merged = (
+                    sampler_copy.model_for(self.model)
+                    if sampler_copy is not None
+                    else copy.deepcopy(self.model).merge_and_unload()
                 )
+                merged.save_pretrained(str(tmp), safe_serialization=True)
             else:
                 self.model.save_pretrained(str(tmp), safe_serialization=True)
             self.tokenizer.save_pretrained(str(tmp))

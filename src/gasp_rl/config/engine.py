@@ -115,12 +115,12 @@ class GenerationConfig(_Section):
         False,
         description="HF backend, CPU only, experimental: sample from a copy of the policy whose "
         "transformer body has dynamically quantized int8 Linear layers (torch quantize_dynamic), "
-        "rebuilt whenever the weights change; the vocabulary head and the learner stay float32.  Faster "
-        "per call on CPUs without native bf16, though not in a training loop (a rebuild after every "
-        "update, longer answers), and the samples come from a different distribution "
-        "than the policy being trained (the learner recomputes old log-probs itself), and on the "
-        "embedded model that copy is a worse solver: learning_smoke.py did not learn with it "
-        "(README).  Off (default): outputs are the float32 policy's.  Not with trainer.lora_rank > 0.",
+        "rebuilt whenever the weights change; the vocabulary head and the learner stay float32.  Its "
+        "samples come from a different distribution than the policy being trained (the learner "
+        "recomputes old log-probs itself).  Faster per call on CPUs without native bf16, but not in a "
+        "training loop (a rebuild after every update, longer answers), and on the embedded model the "
+        "copy is a worse solver: learning_smoke.py did not learn with it (README).  Off (default): "
+        "outputs are the float32 policy's.  Not with trainer.lora_rank > 0.",
     )
     merge_lora: bool = Field(
         True,
