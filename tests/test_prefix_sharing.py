@@ -218,6 +218,50 @@ def test_native_gqa_attention_equals_transformers_sdpa() -> None:
     assert not use_native_gqa(tiny_llama()[0], torch.device("meta"))  # CPU only
 
 
+def test_native_gqa_decode_step_equals_transformers_sdpa() -> None:
+    """A one-token query (a decode step over a padded KV cache) takes the packed path of
+    gasp_cpu_sdpa: the same logits and gradients as transformers' sdpa, with 3 query heads per
+    key/value head as in SmolLM2."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from gasp_rl.backends.cpu_attention import use_native_gqa
+
+    cfg = LlamaConfig(
+        vocab_size=300,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 300, (3, 12), generator=gen)
+    step = torch.randint(0, 300, (3, 1), generator=gen)
+    mask = torch.ones(3, 13, dtype=torch.long)
+    mask[0, :5] = 0  # left padding
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    outs = []
+    for native in (False, True):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(cfg).eval()
+        if native:
+            assert use_native_gqa(model, torch.device("cpu"))
+        with torch.no_grad():
+            cache = model(
+                input_ids=ids, attention_mask=mask[:, :12], position_ids=positions[:, :12]
+            ).past_key_values
+        logits = model(
+            input_ids=step, attention_mask=mask, position_ids=positions[:, 12:], past_key_values=cache
+        ).logits
+        logits.square().mean().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        outs.append((logits.detach(), grads))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
+    assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-6)
+
+
 def test_the_growing_cache_appends_in_place_and_never_writes_a_tensor_it_was_given() -> None:
     import torch
 
