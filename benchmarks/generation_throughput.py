@@ -54,7 +54,8 @@ VARIANTS = {
     "after, no prefix cache": {**_AFTER, "prefix_cache": False},
     "after, no refill": {**_AFTER, "refill": False},
     # benchmark-only switches (not config): transformers' own sdpa attention, which copies the
-    # grouped key/value heads when a mask is given, and its concatenating DynamicCache
+    # grouped key/value heads of a masked multi-token query (5.25 packs one-token queries as we
+    # do; 5.24 copied those too), and its concatenating DynamicCache
     "after, transformers sdpa": {**_AFTER, "attention": "sdpa"},
     "after, concatenating cache": {**_AFTER, "cache": "dynamic"},
     # the vocabulary projection on F.linear's kernel instead of the one measured faster here
