@@ -285,3 +285,27 @@ def test_the_growing_cache_appends_in_place_and_never_writes_a_tensor_it_was_giv
     assert layer.keys.shape == (2, 2, 6, 4)
     layer.update(torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4))
     assert layer.keys.shape == (2, 2, 7, 4) and float(layer.keys[:, :, -1].abs().sum()) == 0.0
+
+
+def test_packed_decode_attention_takes_per_head_and_shared_masks() -> None:
+    """The packed one-token path equals SDPA over copied key/value heads, for a mask shared by
+    every head (what transformers builds) and for a per-head mask."""
+    import torch
+    import torch.nn.functional as F
+
+    from gasp_rl.backends.cpu_attention import attention
+
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 6, 1, 8, generator=gen)
+    k, v = torch.randn(2, 2, 5, 8, generator=gen), torch.randn(2, 2, 5, 8, generator=gen)
+    shared = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    shared[0, :, :, :2] = False
+    per_head = torch.rand(2, 6, 1, 5, generator=gen) > 0.3
+    per_head[..., -1] = True  # every head sees at least one key
+    for mask in (shared, per_head, None):
+        want = F.scaled_dot_product_attention(
+            q, k.repeat_interleave(3, 1), v.repeat_interleave(3, 1), attn_mask=mask
+        )
+        got, _ = attention(torch.nn.Module(), q, k, v, mask)
+        assert got.shape == (2, 1, 6, 8)
+        assert torch.allclose(got, want.transpose(1, 2), atol=1e-6)
