@@ -47,10 +47,18 @@ _quiet.configure()  # library progress bars only on a terminal, dependency warni
 
 LLAMA_CPP_REFERENCE = (94.0, 115.0)  # MEASUREMENTS.md, single stream on this kind of machine
 
-_AFTER = {"engine": "continuous", "prefix_cache": True, "refill": True, "int8_sampling": False}
+_AFTER = {
+    "engine": "continuous",
+    "prefix_cache": True,
+    "refill": True,
+    "int8_sampling": False,
+    "bf16_weights": True,
+}
 VARIANTS = {
-    "before (static)": {"engine": "static", "int8_sampling": False},
+    "before (static)": {"engine": "static", "int8_sampling": False, "bf16_weights": False},
     "after (continuous)": _AFTER,
+    # bf16 only: autocast converting the float32 weights at every call, no bf16 sampling copy
+    "after, float32 weights": {**_AFTER, "bf16_weights": False},
     "after, no prefix cache": {**_AFTER, "prefix_cache": False},
     "after, no refill": {**_AFTER, "refill": False},
     # benchmark-only switches (not config): transformers' own sdpa attention, which copies the
@@ -196,6 +204,8 @@ def main() -> None:
             for prec in args.precisions:
                 if VARIANTS[name]["int8_sampling"] and prec == "bf16":
                     continue  # int8 sampling runs in float32 (bf16 is refused)
+                if name == "after, float32 weights" and prec == "float32":
+                    continue  # the same run as after (continuous): no copy without autocast
                 n, t = run(policy, chats, b, args.max_new_tokens, prec == "bf16", VARIANTS[name])
                 rates[(name, prec)] = n / t
                 seconds[(b, name, prec)] = t
@@ -212,6 +222,12 @@ def main() -> None:
             before, after = rates.get(("before (static)", prec)), rates.get(("after (continuous)", prec))
             if before and after:
                 print(f"  after / before, {prec}: {after / before:.2f}x")
+        copy, no_copy = (
+            rates.get(("after (continuous)", "bf16")),
+            rates.get(("after, float32 weights", "bf16")),
+        )
+        if copy and no_copy:
+            print(f"  bf16 sampling copy / float32 weights under autocast, bf16: {copy / no_copy:.2f}x")
         int8, after32 = (
             rates.get(("after + int8 sampling", "float32")),
             rates.get(("after (continuous)", "float32")),
