@@ -122,7 +122,7 @@ def _gradient(policy, samples):  # type: ignore[no-untyped-def]
 
     policy.model.zero_grad(set_to_none=True)
     metrics = policy.accumulate_gradients(
-        samples, range(len(samples)), lambda idx, logp, valid: (logp * valid).sum() * 0.01
+        samples, range(len(samples)), lambda idx, logp, valid, shared: (logp * valid).sum() * 0.01
     )
     grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
     policy.model.zero_grad(set_to_none=True)
@@ -309,3 +309,24 @@ def test_packed_decode_attention_takes_per_head_and_shared_masks() -> None:
         got, _ = attention(torch.nn.Module(), q, k, v, mask)
         assert got.shape == (2, 1, 6, 8)
         assert torch.allclose(got, want.transpose(1, 2), atol=1e-6)
+
+
+def test_a_kl_update_with_shared_prefixes_moves_the_weights_as_without() -> None:
+    """With a KL term the reference forwards each shared prefix once too: the same KL, loss and
+    step as forwarding every row whole, for fewer tokens."""
+    import torch
+
+    samples = _batch()
+    policies = [_tiny(prefix_sharing=on, lr=1e-2, kl_coef=0.5) for on in (True, False)]
+    first = [p.update(samples) for p in policies]  # the reference is the weights before this step
+    assert all(m["kl"] == 0 for m in first)
+    second = [p.update(samples) for p in policies]
+    assert second[0]["kl"] > 1e-5  # the policy has left its reference
+    assert second[0]["kl"] == pytest.approx(second[1]["kl"], rel=1e-3)
+    assert second[0]["loss"] == pytest.approx(second[1]["loss"], rel=1e-4, abs=1e-6)
+    assert second[0]["prefix_groups"] >= 2 and second[1]["prefix_groups"] == 0
+    assert second[0]["forwarded_tokens"] < second[1]["forwarded_tokens"]
+    assert second[0]["grad_norm"] == pytest.approx(second[1]["grad_norm"], rel=1e-5)
+    # two Adam steps of lr 1e-2 turn float rounding into ~1e-6 of weight (1e-4 of a step)
+    for (n, a), (_, b) in zip(policies[0].model.named_parameters(), policies[1].model.named_parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), n

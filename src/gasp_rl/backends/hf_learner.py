@@ -132,14 +132,17 @@ class PolicyLearner:
         self.model.train()
         optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "clip": 0.0, "ratio": 0.0, "kl": 0.0, "tokens": 0.0, "trained_tokens": 0.0}
+        ref_prefixes: dict[tuple[int, ...], Any] = {}  # the reference's KV of each shared prefix
 
-        def surrogate(chunk: list[int], logp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-            return self._surrogate(
-                [samples[i] for i in chunk], [weights[i] for i in chunk], logp, valid, reference, sums
-            )
+        def surrogate(chunk: list[int], logp: torch.Tensor, valid: torch.Tensor, shared: int) -> torch.Tensor:
+            rows = [samples[i] for i in chunk]
+            ref_logp = None
+            if reference is not None:
+                ref_logp = self._reference_logprobs(rows, reference, shared, ref_prefixes)
+            return self._surrogate(rows, [weights[i] for i in chunk], logp, valid, ref_logp, sums)
 
         try:
-            metrics.update(self.accumulate_gradients(samples, work, surrogate, share_prefixes=not use_kl))
+            metrics.update(self.accumulate_gradients(samples, work, surrogate))
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             if torch.isfinite(grad_norm):
                 optimizer.step()
@@ -169,13 +172,14 @@ class PolicyLearner:
         self,
         samples: Sequence[PolicySample],
         rows: Sequence[int],
-        loss_fn: Callable[[list[int], torch.Tensor, torch.Tensor], torch.Tensor],
+        loss_fn: Callable[[list[int], torch.Tensor, torch.Tensor, int], torch.Tensor],
         share_prefixes: bool = True,
         micro_batch_tokens: int | None = None,
     ) -> dict[str, float]:
         """Forward and backward of ``samples[rows]`` in micro-batches, accumulating gradients in
-        the parameters (no optimizer step).  ``loss_fn(indices, logp, valid)`` turns a
-        micro-batch's completion log-probs (:meth:`batch_logprobs`) into the scalar to back-propagate.
+        the parameters (no optimizer step).  ``loss_fn(indices, logp, valid, shared)`` turns a
+        micro-batch's completion log-probs (:meth:`batch_logprobs`) into the scalar to back-propagate;
+        ``shared`` is the number of leading prompt tokens its rows share as one forwarded prefix (0: none).
 
         Micro-batches hold rows of similar length up to ``trainer.micro_batch_tokens`` padded
         tokens (or ``micro_batch_tokens``).  With ``trainer.prefix_sharing`` the rows are first grouped by the prompt prefix
@@ -184,7 +188,7 @@ class PolicyLearner:
         copies, and the gradient the leaves collect goes back through the prefix's own graph in one
         backward at the end -- the gradient of forwarding every row whole, for fewer tokens.
         Sharing is off with gradient checkpointing (it drops the KV cache) and when the caller
-        says so (a KL term's reference model would need its own prefix).
+        says so.
         """
         cfg = self.train_cfg
         rows = list(rows)
@@ -232,7 +236,7 @@ class PolicyLearner:
                 logp, valid = self.batch_logprobs(
                     [samples[i] for i in chunk], autocast=autocast, prefix=prefix
                 )
-                loss_fn(chunk, logp, valid).backward()
+                loss_fn(chunk, logp, valid, shared).backward()
             if prefix is not None and live is not None:
                 pairs = [
                     (t, leaf.grad) for kv, leaf_kv in zip(live, prefix[1]) for t, leaf in zip(kv, leaf_kv)
@@ -242,17 +246,35 @@ class PolicyLearner:
                     torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
         return stats
 
+    def _reference_logprobs(
+        self, rows: list[PolicySample], reference: Any, shared: int, cache: dict[tuple[int, ...], Any]
+    ) -> torch.Tensor:
+        """The frozen reference's log-probs of ``rows``' completions (no gradient).  When the rows
+        share their first ``shared`` prompt tokens, the reference forwards that prefix once per
+        update (kept in ``cache``), as the policy does."""
+        autocast = self.train_precision.bf16
+        with torch.no_grad():
+            prefix = None
+            if shared > 0:
+                key = tuple(rows[0].prompt_token_ids[:shared])
+                if key not in cache:
+                    live = self.prefix_kv(key, autocast, model=reference)
+                    cache[key] = (shared, live) if live is not None else None
+                prefix = cache[key]
+            return self.batch_logprobs(rows, autocast=autocast, model=reference, prefix=prefix)[0]
+
     def _surrogate(
         self,
         chunk: list[PolicySample],
         weights: list[float],
         logp: torch.Tensor,
         valid: torch.Tensor,
-        reference: Any,
+        ref_logp: torch.Tensor | None,
         sums: dict[str, float],
     ) -> torch.Tensor:
-        """The clipped policy-gradient loss of one micro-batch (method.md §6), weighted for the
-        batch's normaliser (``trainer.loss_agg``); adds its statistics to ``sums``."""
+        """The clipped policy-gradient loss of one micro-batch (method.md §6), plus ``kl_coef`` times
+        the k3 KL to the reference's log-probs ``ref_logp`` when given, weighted for the batch's
+        normaliser (``trainer.loss_agg``); adds its statistics to ``sums``."""
         cfg = self.train_cfg
         width = logp.shape[1]
         adv = torch.tensor([_right_align(_adv_list(s), width) for s in chunk], device=self.device)
@@ -270,9 +292,7 @@ class PolicyLearner:
             old = torch.tensor([_right_align(s.old_logprobs, width) for s in chunk], device=self.device)
         loss_tok, ratio, clipped = clipped_surrogate(logp, old, adv, cfg.clip_low, cfg.clip_high)
         kl = torch.zeros_like(loss_tok)
-        if reference is not None:
-            with torch.no_grad():
-                ref_logp, _ = self.batch_logprobs(chunk, autocast=self.train_precision.bf16, model=reference)
+        if ref_logp is not None:
             kl = kl_k3(logp, ref_logp)
             loss_tok = loss_tok + cfg.kl_coef * kl
         w = torch.tensor(weights, device=self.device)[:, None] * valid

@@ -395,6 +395,7 @@ class PolicyFinetuner(TrlSFTFinetuner):
                     _: list[int],
                     logp: torch.Tensor,
                     valid: torch.Tensor,
+                    _shared: int = 0,
                     n_tok: int = n_tok,
                     parts: list = parts,
                 ) -> torch.Tensor:

@@ -187,8 +187,8 @@ class TrainerConfig(_Section):
         True,
         description="Forward a prompt prefix that several rows of an update share (system prompt, "
         "worked examples, the n attempts at one question) once, with its backward, instead of once "
-        "per row: the same gradient for fewer tokens (backends/prefix.py).  Off with "
-        "gradient_checkpointing or kl_coef > 0.",
+        "per row: the same gradient for fewer tokens (backends/prefix.py); with kl_coef > 0 the "
+        "reference forwards each shared prefix once too.  Off with gradient_checkpointing.",
     )
     gradient_checkpointing: bool = Field(
         False,
