@@ -72,3 +72,16 @@ def test_no_copy_in_float32_or_over_bf16_weights() -> None:
     bf16_weights.model.to(torch.bfloat16)  # model.dtype=bfloat16: already stored in bf16
     assert bf16_weights.sampling_model() is bf16_weights.model
     assert bf16_weights._bf16 is None
+
+
+def test_a_kl_reference_learning_in_bf16_keeps_bf16_linear_weights_with_the_same_logprobs() -> None:
+    policy = tiny_policy(lr=1e-2, kl_coef=0.5, bf16_autocast=True)
+    [done] = policy.generate([CHAT], SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=3))
+    rows = [PolicySample(c.prompt_token_ids, c.token_ids, 1.0) for c in done]
+    reference = policy._ensure_reference()
+    linears = [m for m in reference.get_decoder().modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    with torch.no_grad():
+        ref, _ = policy.batch_logprobs(rows, autocast=True, model=reference)
+        own, _ = policy.batch_logprobs(rows, autocast=True)
+    assert torch.equal(ref, own)  # the weights at the first update, as autocast computes them

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gasp_rl.backends.hf_loading import _read_safetensors_dir
-from gasp_rl.backends.hf_sampling import micro_batches
+from gasp_rl.backends.hf_sampling import bf16_linear_copy, micro_batches
 from gasp_rl.backends.policy_loss import clipped_surrogate, kl_k3, token_weights
 from gasp_rl.backends.prefix import prefix_groups
 from gasp_rl.errors import ModelLoadError
@@ -93,11 +93,16 @@ class PolicyLearner:
         return self._optimizer
 
     def _ensure_reference(self) -> Any:
-        """A frozen copy of the weights at the first update (only when ``kl_coef > 0``)."""
+        """A frozen copy of the weights at the first update (only when ``kl_coef > 0``).  Learning
+        under bf16 autocast, its body's Linear weights are kept in bf16, the values autocast would
+        convert them to at every call (:func:`~gasp_rl.backends.hf_sampling.bf16_linear_copy`)."""
         if self._reference is None:
             import copy
 
-            self._reference = copy.deepcopy(self.model).eval()
+            if self.train_precision.bf16 and not self.lora:
+                self._reference = bf16_linear_copy(self.model)
+            else:
+                self._reference = copy.deepcopy(self.model).eval()
             for p in self._reference.parameters():
                 p.requires_grad_(False)
         return self._reference

@@ -257,20 +257,26 @@ class Bf16Sampler(_SamplingCopy):
 
     def _refresh(self, source: Any, old: Any) -> Any:
         if old is None:
-            clone = copy.deepcopy(source).eval()
-            for module in clone.get_decoder().modules():
-                if isinstance(module, torch.nn.Linear):
-                    for name in ("weight", "bias"):
-                        t = getattr(module, name)
-                        if t is not None and t.dtype == torch.float32:
-                            t.data = t.data.to(torch.bfloat16)
-            return clone
+            return bf16_linear_copy(source)
         live = dict(source.named_parameters())
         live.update(source.named_buffers())
         with torch.no_grad():
             for name, target in [*old.named_parameters(), *old.named_buffers()]:
                 target.copy_(live[name])
         return old
+
+
+def bf16_linear_copy(model: Any) -> Any:
+    """A deep copy of ``model`` in eval mode whose transformer-body Linear weights and biases are
+    stored in bf16 (the values bf16 autocast computes from them); everything else as it was."""
+    clone = copy.deepcopy(model).eval()
+    for module in clone.get_decoder().modules():
+        if isinstance(module, torch.nn.Linear):
+            for name in ("weight", "bias"):
+                t = getattr(module, name)
+                if t is not None and t.dtype == torch.float32:
+                    t.data = t.data.to(torch.bfloat16)
+    return clone
 
 
 def has_float32_linear_body(model: Any) -> bool:
