@@ -10,7 +10,8 @@ run, same prompts, same seeds:
 - after: ``generation.engine=continuous`` (shared-prefix KV caches, finished rows refilled with
   waiting ones, incremental stop checks, a KV cache that grows in place, attention with native
   grouped key/value heads on the CPU, the vocabulary projection on the CPU kernel measured faster
-  here), also with each optimisation switched off alone;
+  here, under bf16 autocast a sampling copy with bf16 Linear weights), also with each
+  optimisation switched off alone;
 - after + int8 sampling (float32 only): the opt-in ``generation.int8_sampling``, which samples from
   an int8 copy of the policy and so from a slightly different distribution;
 
