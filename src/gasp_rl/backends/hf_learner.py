@@ -178,7 +178,6 @@ class PolicyLearner:
         samples: Sequence[PolicySample],
         rows: Sequence[int],
         loss_fn: Callable[[list[int], torch.Tensor, torch.Tensor, int], torch.Tensor],
-        share_prefixes: bool = True,
         micro_batch_tokens: int | None = None,
     ) -> dict[str, float]:
         """Forward and backward of ``samples[rows]`` in micro-batches, accumulating gradients in
@@ -192,8 +191,7 @@ class PolicyLearner:
         once (:meth:`prefix_kv`), its micro-batches attend to that KV cache through detached leaf
         copies, and the gradient the leaves collect goes back through the prefix's own graph in one
         backward at the end -- the gradient of forwarding every row whole, for fewer tokens.
-        Sharing is off with gradient checkpointing (it drops the KV cache) and when the caller
-        says so.
+        Sharing is off with gradient checkpointing (it drops the KV cache).
         """
         cfg = self.train_cfg
         rows = list(rows)
@@ -204,7 +202,7 @@ class PolicyLearner:
             "forwarded_tokens": 0.0,
         }
         groups: list[tuple[int, list[int]]] = [(0, rows)]
-        if share_prefixes and cfg.prefix_sharing and not cfg.gradient_checkpointing and len(rows) > 1:
+        if cfg.prefix_sharing and not cfg.gradient_checkpointing and len(rows) > 1:
             found = prefix_groups(
                 [samples[i].prompt_token_ids for i in rows],
                 [len(samples[i].prompt_token_ids) + len(samples[i].completion_token_ids) for i in rows],

@@ -250,20 +250,22 @@ class Bf16Sampler(_SamplingCopy):
     Autocast converts every float32 weight to bf16 on each call, so each decode step would read
     the float32 weights and write their bf16 copy again (about 8-11 ms of a 50-140 ms step of the
     embedded model on a 2-core CPU, README).  The copy holds exactly those bf16 values, converted
-    once per weight change, so the body computes the same bf16 products: identical logits.  Norms,
-    embeddings and the vocabulary head keep the source's float32.  Made once by a deep copy; after
-    an update every tensor is copied in place (converted where the copy is bf16).
+    once per weight change, so the body computes the same bf16 products: identical logits.  Every
+    other tensor (norms, embeddings, the vocabulary head) is the policy's own storage, shared, so
+    it follows updates by itself; a refresh converts only the bf16 weights again.
     """
 
     def _refresh(self, source: Any, old: Any) -> Any:
-        if old is None:
-            return bf16_linear_copy(source)
+        clone = bf16_linear_copy(source) if old is None else old
         live = dict(source.named_parameters())
         live.update(source.named_buffers())
         with torch.no_grad():
-            for name, target in [*old.named_parameters(), *old.named_buffers()]:
-                target.copy_(live[name])
-        return old
+            for name, target in [*clone.named_parameters(), *clone.named_buffers()]:
+                if target.dtype == live[name].dtype:
+                    target.data = live[name].data  # shared (re-pointed if the source was replaced)
+                else:
+                    target.copy_(live[name])  # a bf16 Linear weight, converted again
+        return clone
 
 
 def bf16_linear_copy(model: Any) -> Any:

@@ -128,8 +128,8 @@ class GenerationConfig(_Section):
         "Linear weights are stored in bf16 (norms, embeddings and the vocabulary head stay float32), "
         "refreshed in place after each update, so a decode step reads the weights in bf16 instead of "
         "converting every float32 weight again (autocast does that on each call).  The same bf16 "
-        "values autocast would compute: identical logits and samples (tested).  Costs about 0.3 GB "
-        "on the embedded model; False: no copy.",
+        "values autocast would compute: identical logits and samples (tested).  Costs about 0.2 GB "
+        "on the embedded model (the other tensors are shared with the policy); False: no copy.",
     )
     merge_lora: bool = Field(
         True,
